@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Bootstrap the recipe's environment; sourced by run.sh and tests/run.sh.
+#
+# 1. Debian packages the recipe needs (TTS engines, sox, the KJV text):
+#    installed with apt-get when running as root; otherwise the exact
+#    apt-get command is printed and we stop.
+# 2. A virtualenv in .venv (created when missing).
+# 3. torch==2.13.0 (the CPU wheel) only when no torch is importable, so a
+#    GPU machine keeps its own build.
+# 4. `pip install -e .[dev]`, redone only when setup.cfg changes.
+# A second call only checks: each step is skipped when already satisfied.
+
+APT_PACKAGES=(
+  espeak-ng            # TTS engine (train voices)
+  flite                # TTS engine (awb, kal16: train; slt: dev; rms: test)
+  festival             # TTS engine
+  festvox-kallpc16k    # festival "kal" diphone voice
+  festvox-kdlpc16k     # festival "ked" diphone voice (train)
+  sox                  # coloured noise for the degradations
+  bible-kjv            # the King James Bible text of the default corpus
+  libsndfile1          # audio I/O for soundfile / lhotse
+)
+
+_asr_log() { echo "[setup_env] $*" >&2; }
+
+asr_missing_apt_packages() {
+  local pkg missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  echo "${missing[@]}"
+}
+
+asr_ensure_apt_packages() {
+  local missing
+  missing=$(asr_missing_apt_packages)
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    _asr_log "missing Debian packages: $missing"
+    _asr_log "install them with:  sudo apt-get update && sudo apt-get install -y $missing"
+    return 1
+  fi
+  _asr_log "installing Debian packages: $missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+    || { _asr_log "apt-get install failed for: $missing"; return 1; }
+}
+
+asr_ensure_venv() {
+  local root=$1 python=${PYTHON:-python3}
+  if [ ! -x "$root/.venv/bin/python" ]; then
+    _asr_log "creating $root/.venv with $($python --version 2>&1)"
+    "$python" -m venv "$root/.venv" || return 1
+  fi
+  # shellcheck disable=SC1091
+  source "$root/.venv/bin/activate"
+  if ! python -c "import torch" 2>/dev/null; then
+    _asr_log "no torch importable: installing the CPU wheel torch==2.13.0"
+    pip install -q torch==2.13.0 || return 1
+  fi
+  local stamp="$root/.venv/.asr_trainer-installed" want
+  want=$(cat "$root/setup.cfg" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    _asr_log "pip install -e .[dev]"
+    pip install -q -e "$root[dev]" || return 1
+    echo "$want" > "$stamp"
+  fi
+}
+
+asr_setup_env() {
+  local root=$1
+  asr_ensure_apt_packages || return 1
+  asr_ensure_venv "$root" || return 1
+  export PYTHONUNBUFFERED=1
+}
