@@ -1,0 +1,54 @@
+"""What every acoustic model promises: ``(N, T, F)`` features in, ``(N, T', V)`` CTC log-probs out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_output_lengths(lengths: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int = 1) -> torch.Tensor:
+    """Output lengths of a ``Conv1d`` for input lengths ``lengths`` (int64, frames)."""
+    return torch.div(lengths + 2 * padding - dilation * (kernel_size - 1) - 1, stride, rounding_mode="floor") + 1
+
+
+class CtcModel(nn.Module):
+    """Base class: subclasses implement :meth:`encode` and :meth:`output_lengths`.
+
+    ``forward(x, x_lens)`` takes features ``x`` of shape ``(N, T, F)`` (float,
+    zero-padded) and their lengths ``x_lens`` ``(N,)`` in frames; it returns
+    ``(log_probs, out_lens)``: log-softmax over ``V = blank + tokens`` of shape
+    ``(N, T', V)`` and the valid output lengths ``(N,)`` with
+    ``T' = output_lengths(T)``. Index 0 of ``V`` is the CTC blank.
+    """
+
+    subsampling_factor: int = 1
+
+    def __init__(self, hidden_dim: int, num_outputs: int) -> None:
+        super().__init__()
+        self.num_outputs = num_outputs
+        self.output = nn.Linear(hidden_dim, num_outputs)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, T, F)`` -> hidden ``(N, T', H)``."""
+        raise NotImplementedError
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Number of output frames for ``lengths`` input frames (same shape, int64)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encode(x)
+        log_probs = self.output(hidden).float().log_softmax(dim=-1)
+        out_lens = self.output_lengths(x_lens).clamp(max=log_probs.size(1))
+        return log_probs, out_lens
+
+
+def conv_block(in_dim: int, out_dim: int, kernel_size: int, stride: int, dilation: int, dropout: float) -> nn.Sequential:
+    """Conv1d (length-preserving padding before stride) + ReLU + BatchNorm + Dropout, on ``(N, C, T)``."""
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Sequential(
+        nn.Conv1d(in_dim, out_dim, kernel_size, stride=stride, padding=padding, dilation=dilation),
+        nn.ReLU(),
+        nn.BatchNorm1d(out_dim),
+        nn.Dropout(dropout),
+    )
