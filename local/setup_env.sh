@@ -23,6 +23,12 @@ APT_PACKAGES=(
 
 _asr_log() { echo "[setup_env] $*" >&2; }
 
+# pip, quiet, without the machine-local index warnings some hosts print for every package.
+_asr_pip() {
+  pip -q "$@" 2>&1 | grep -v "^WARNING: Location 'file:" >&2
+  return "${PIPESTATUS[0]}"
+}
+
 asr_missing_apt_packages() {
   local pkg missing=()
   for pkg in "${APT_PACKAGES[@]}"; do
@@ -56,13 +62,13 @@ asr_ensure_venv() {
   source "$root/.venv/bin/activate"
   if ! python -c "import torch" 2>/dev/null; then
     _asr_log "no torch importable: installing the CPU wheel torch==2.13.0"
-    pip install -q torch==2.13.0 || return 1
+    _asr_pip install torch==2.13.0 || return 1
   fi
   local stamp="$root/.venv/.asr_trainer-installed" want
   want=$(cat "$root/setup.cfg" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     _asr_log "pip install -e .[dev]"
-    pip install -q -e "$root[dev]" || return 1
+    _asr_pip install -e "$root[dev]" || return 1
     echo "$want" > "$stamp"
   fi
 }

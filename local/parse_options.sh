@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Kaldi-style option parsing, sourced by a recipe after it sets its defaults:
+# `--some-name VALUE` (or `--some-name=VALUE`) sets the shell variable some_name, which must already
+# exist; `--help` prints the recipe's $help_message. Remaining arguments are left in "$@".
+
+_asr_print_help() { echo -e "${help_message:-no help}"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help|-h) _asr_print_help; exit 0 ;;
+    --*=*) _name=${1%%=*}; _value=${1#*=}; shift ;;
+    --*)
+      _name=$1
+      [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+      _value=$2; shift 2 ;;
+    *) break ;;
+  esac
+  _var=${_name#--}; _var=${_var//-/_}
+  if ! declare -p "$_var" >/dev/null 2>&1; then
+    echo "$0: unknown option $_name (see --help)" >&2; exit 1
+  fi
+  printf -v "$_var" '%s' "$_value"
+done
+unset _name _value _var
