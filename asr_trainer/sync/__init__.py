@@ -1,0 +1,27 @@
+"""Synchronisation strategies (none, allreduce, gtc, bmuf, hybrid), simulated or real.
+
+Public API: :func:`load_sync_config`, :func:`build_strategy`, :class:`SyncStrategy`,
+:class:`SimCommunicator`, :class:`DistCommunicator`, :func:`run_processes`,
+:class:`StepStats`, :class:`SyncSummary`, :class:`Replica`.
+"""
+
+from asr_trainer.sync.comm import Communicator, DistCommunicator, Group, SimCommunicator
+from asr_trainer.sync.config import (
+    AllReduceConfig,
+    BmufConfig,
+    GtcConfig,
+    HybridConfig,
+    NoSyncConfig,
+    SyncConfig,
+    load_sync_config,
+)
+from asr_trainer.sync.launch import run_processes
+from asr_trainer.sync.replica import Replica, sgd_update
+from asr_trainer.sync.stats import StepStats, SyncSummary
+from asr_trainer.sync.strategy import SyncStrategy, build_strategy
+
+__all__ = [
+    "AllReduceConfig", "BmufConfig", "Communicator", "DistCommunicator", "GtcConfig", "Group",
+    "HybridConfig", "NoSyncConfig", "Replica", "SimCommunicator", "StepStats", "SyncConfig",
+    "SyncStrategy", "SyncSummary", "build_strategy", "load_sync_config", "run_processes", "sgd_update",
+]

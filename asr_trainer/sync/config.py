@@ -1,0 +1,136 @@
+"""Settings of the synchronisation strategies, one frozen dataclass per strategy.
+
+Each lives in ``conf/sync/<name>.yaml`` whose ``name:`` picks the class::
+
+    cfg = load_sync_config("conf/sync/hybrid.yaml", ["group_size=8", "bmuf.block_size=25"])
+
+Settings that depend on the number of workers ``N`` (block momentum default,
+``group_size`` dividing ``N``) are checked by :func:`asr_trainer.sync.strategy.build_strategy`,
+before any training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence, Union
+
+from asr_trainer.config import load_config, parse_override, read_yaml
+from asr_trainer.errors import UserError
+
+
+@dataclass(frozen=True)
+class NoSyncConfig:
+    """Every worker trains alone (``N = 1``: the single-worker baseline)."""
+
+    name: Literal["none"] = "none"
+
+
+@dataclass(frozen=True)
+class AllReduceConfig:
+    """Dense synchronous SGD: the mean gradient over all workers every step."""
+
+    name: Literal["allreduce"] = "allreduce"
+
+
+@dataclass(frozen=True)
+class GtcConfig:
+    """Gradient threshold compression (Strom 2015), see DESIGN.md section 1.
+
+    ``threshold_on``: ``"gradient"`` (default) accumulates the local gradient in
+    the residual and runs the mean of the sent +/-tau vectors through the one
+    shared optimizer, so momentum, Adam moments, the LR schedule and clipping see
+    the synchronised gradient and one optimizer state serves all replicas (cheap
+    to simulate; tau keeps gradient units whatever the LR). ``"update"``
+    accumulates each worker's local optimizer update instead and adds the mean of
+    the sent vectors to the parameters.
+    ``target_density``: when set, each worker rescales its tau after every step by
+    ``clamp((density / target) ** tau_adapt_rate, 1/2, 2)``.
+    ``encoding``: ``"strom"`` (int32 index+sign, 32 bits per sent element) or
+    ``"compact"`` (per message the smaller of varint-coded index gaps and a
+    presence bitmap plus sign bits; see :mod:`asr_trainer.sync.codec`).
+    """
+
+    name: Literal["gtc"] = "gtc"
+    tau: float = 1e-3
+    threshold_on: Literal["gradient", "update"] = "gradient"
+    target_density: Union[float, None] = None
+    tau_adapt_rate: float = 0.5
+    encoding: Literal["strom", "compact"] = "compact"
+
+    def __post_init__(self) -> None:
+        if not self.tau > 0:
+            raise ValueError(f"gtc tau must be > 0, got {self.tau}")
+        if self.target_density is not None and not 0 < self.target_density <= 1:
+            raise ValueError(f"gtc target_density must be in (0, 1], got {self.target_density}")
+        if not self.tau_adapt_rate > 0:
+            raise ValueError(f"gtc tau_adapt_rate must be > 0, got {self.tau_adapt_rate}")
+
+
+@dataclass(frozen=True)
+class BmufConfig:
+    """Blockwise model-update filtering (Chen & Huo 2016), see DESIGN.md section 1.
+
+    ``block_momentum``: eta; ``None`` means ``1 - 1/M`` with ``M`` the number of
+    BMUF members (workers, or groups under the hybrid). ``block_lr``: zeta.
+    ``nesterov``: restart local training from ``W_g + eta * Delta`` (else ``W_g``).
+    ``reset_momentum``: clear the local optimizer state at each sync.
+    ``warmup_steps``: plain all-reduce steps over all workers before the first block.
+    """
+
+    name: Literal["bmuf"] = "bmuf"
+    block_size: int = 50
+    block_momentum: Union[float, None] = None
+    block_lr: float = 1.0
+    nesterov: bool = True
+    reset_momentum: bool = False
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1:
+            raise ValueError(f"bmuf block_size must be >= 1, got {self.block_size}")
+        if self.block_momentum is not None and not 0 <= self.block_momentum < 1:
+            raise ValueError(f"bmuf block_momentum must be in [0, 1), got {self.block_momentum}")
+        if not self.block_lr > 0:
+            raise ValueError(f"bmuf block_lr must be > 0, got {self.block_lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"bmuf warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """GTC inside groups of ``group_size`` workers, BMUF across the groups."""
+
+    name: Literal["hybrid"] = "hybrid"
+    group_size: int = 8
+    gtc: GtcConfig = field(default_factory=GtcConfig)
+    bmuf: BmufConfig = field(default_factory=BmufConfig)
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise ValueError(f"hybrid group_size must be >= 1, got {self.group_size}")
+
+
+SyncConfig = Union[NoSyncConfig, AllReduceConfig, GtcConfig, BmufConfig, HybridConfig]
+
+CONFIG_CLASSES: dict[str, type] = {
+    "none": NoSyncConfig,
+    "allreduce": AllReduceConfig,
+    "gtc": GtcConfig,
+    "bmuf": BmufConfig,
+    "hybrid": HybridConfig,
+}
+
+
+def load_sync_config(path: str | Path | None, overrides: Sequence[str] = (), name: str | None = None) -> SyncConfig:
+    """The strategy settings in ``path`` (``name:`` there, in ``overrides`` or ``name`` picks the class)."""
+    data = read_yaml(path) if path is not None else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        if key == "name":
+            name = value
+    name = name or data.get("name") or (Path(path).stem if path is not None else None)
+    if name not in CONFIG_CLASSES:
+        raise UserError(f"sync name must be one of {sorted(CONFIG_CLASSES)}, got {name!r}")
+    overrides = [o for o in overrides if parse_override(o)[0] != "name"] + [f"name={name}"]
+    return load_config(CONFIG_CLASSES[name], path, overrides)

@@ -1,0 +1,77 @@
+"""State a strategy keeps per hosted group, and the bookkeeping of one step.
+
+``GradFn``: ``grad_fn(worker, model) -> stats`` runs the forward/backward of
+logical worker ``worker`` (a global rank) on its next batch, leaving gradients
+in ``model``'s ``.grad``; it never steps. Strategies zero the grads before
+calling it and own every optimizer step and all communication.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from asr_trainer.sync import flat
+from asr_trainer.sync.comm import Communicator, Group
+from asr_trainer.sync.replica import ReplicaLike, UpdateFn
+
+GradFn = Callable[[int, nn.Module], Any]
+
+
+@dataclass
+class GroupState:
+    """One group hosted (at least partly) here: its replica, shared by its hosted members.
+
+    ``members``: the group's ranks hosted by this process, in group order.
+    ``extra``: per-strategy state (GTC residuals, ...), keyed by the strategy.
+    """
+
+    group: Group
+    replica: ReplicaLike
+    members: list[int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.replica.model
+
+
+class StepContext:
+    """Runs workers' forward/backward and updates for one step, timing each part."""
+
+    def __init__(self, comm: Communicator, grad_fn: GradFn, apply_update: UpdateFn) -> None:
+        self.comm = comm
+        self.grad_fn = grad_fn
+        self.apply_update = apply_update
+        self.seconds = {"compute": 0.0, "encode_decode": 0.0}
+        self.worker_stats: list[Any] = []
+        self.densities: list[float] = []
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] += time.perf_counter() - start
+
+    def backward(self, worker: int, model: nn.Module) -> None:
+        """Fresh gradients of ``worker``'s next batch in ``model``."""
+        with self.timed("compute"):
+            model.zero_grad(set_to_none=True)
+            self.worker_stats.append(self.grad_fn(worker, model))
+
+    def gradient(self, worker: int, model: nn.Module) -> torch.Tensor:
+        """``worker``'s gradient as a flat vector (P,)."""
+        self.backward(worker, model)
+        return flat.grads(model)
+
+    def update(self, replica: ReplicaLike) -> None:
+        """Step ``replica`` with the gradients now in its model."""
+        with self.timed("compute"):
+            self.apply_update(replica)

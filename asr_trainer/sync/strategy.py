@@ -1,0 +1,151 @@
+"""A synchronisation strategy: groups of workers, a rule inside groups, BMUF across them.
+
+=========  ======================  =================  ==================
+strategy   groups                  inside a group     across groups
+=========  ======================  =================  ==================
+none       N groups of 1           local step         --
+allreduce  1 group of N            dense all-reduce   --
+gtc        1 group of N            GTC                --
+bmuf       N groups of 1           local step         BMUF, eta 1 - 1/N
+hybrid     N/g groups of g         GTC (g > 1)        BMUF, eta 1 - 1/(N/g)
+=========  ======================  =================  ==================
+
+so hybrid with ``g = 1`` is BMUF and with ``g = N`` is GTC by construction.
+One step::
+
+    strategy = build_strategy(cfg, SimCommunicator(8), make_replica)
+    for _ in range(steps):
+        stats = strategy.step(grad_fn)        # grad_fn(worker, model) -> anything
+    strategy.finish()                         # last BMUF block, if one is open
+    strategy.summary.dump("exp/x/sync_stats.json")
+
+Memory per process: one replica per hosted group (1 for all-reduce/GTC, N for
+BMUF, N/g for the hybrid when simulated), plus one residual per hosted GTC worker.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from asr_trainer.errors import UserError
+from asr_trainer.sync import flat
+from asr_trainer.sync.bmuf import Bmuf
+from asr_trainer.sync.comm import Communicator, Group
+from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
+from asr_trainer.sync.context import GradFn, GroupState, StepContext
+from asr_trainer.sync.intra import DenseSync, GtcSync, LocalSync
+from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, sgd_update
+from asr_trainer.sync.stats import StepStats, SyncSummary
+
+
+class SyncStrategy:
+    """Owns the hosted replicas, their optimizer steps and all communication."""
+
+    def __init__(self, name: str, comm: Communicator, groups: Sequence[Group], intra, bmuf: Bmuf | None,
+                 warmup_steps: int, replica_factory: ReplicaFactory, apply_update: UpdateFn = sgd_update) -> None:
+        self.comm = comm
+        self.intra = intra
+        self.bmuf = bmuf
+        self.warmup_steps = warmup_steps
+        self.apply_update = apply_update
+        comm.register(list(groups) + ([bmuf.reps] if bmuf else []))
+        self.states = [GroupState(g, replica_factory(), comm.hosted_in(g)) for g in groups if comm.hosted_in(g)]
+        self._align_initial_models()
+        self.summary = SyncSummary(name, comm.world_size, groups[0].size)
+        self.step_count = 0
+        if bmuf and warmup_steps == 0:
+            bmuf.start(self.states, comm.hosted)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model of the first group hosted here (rank 0's in a simulation)."""
+        return self.states[0].model
+
+    def step(self, grad_fn: GradFn) -> StepStats:
+        """One training step of every hosted worker, synchronised; returns its statistics."""
+        self.comm.reset_meters()
+        ctx = StepContext(self.comm, grad_fn, self.apply_update)
+        in_warmup = self.step_count < self.warmup_steps
+        (DenseSync(self.comm.world) if in_warmup else self.intra).step(ctx, self.states)
+        self.step_count += 1
+        block_sync = self._block_due()
+        if block_sync:
+            self.bmuf.sync(ctx, self.states)
+        elif self.bmuf and self.step_count == self.warmup_steps:
+            self.bmuf.start(self.states, self.comm.hosted)
+        stats = self._stats(ctx, block_sync)
+        self.summary.add(stats)
+        return stats
+
+    def finish(self) -> None:
+        """Close an open BMUF block (call once, after the last step)."""
+        if self.bmuf and self.step_count > self.warmup_steps and not self._block_due():
+            ctx = StepContext(self.comm, lambda w, m: None, self.apply_update)
+            self.bmuf.sync(ctx, self.states)
+
+    def _block_due(self) -> bool:
+        past = self.step_count - self.warmup_steps
+        return self.bmuf is not None and past > 0 and past % self.bmuf.cfg.block_size == 0
+
+    def _align_initial_models(self) -> None:
+        """Every replica starts from the first worker's parameters and buffers."""
+        first = self.states[0].model
+        n = sum(p.numel() for p in first.parameters())
+        state = self.comm.broadcast(self.comm.world, torch.cat([flat.params(first), flat.buffers(first)]))
+        for gs in self.states:
+            flat.set_params(gs.model, state[:n])
+            flat.set_buffers(gs.model, state[n:])
+
+    def _stats(self, ctx: StepContext, block_sync: bool) -> StepStats:
+        t = self.comm.traffic
+        hosted = len(self.comm.hosted)
+        return StepStats(
+            step=self.step_count,
+            bytes_sent=sum(t.sent.values()) / hosted,
+            bytes_received=sum(t.received.values()) / hosted,
+            payload_bytes=sum(t.payload.values()) / hosted,
+            density=sum(ctx.densities) / len(ctx.densities) if ctx.densities else None,
+            compute_s=ctx.seconds["compute"],
+            encode_decode_s=ctx.seconds["encode_decode"],
+            communicate_s=t.seconds,
+            block_sync=block_sync,
+            worker_stats=tuple(ctx.worker_stats),
+        )
+
+
+def build_strategy(cfg: SyncConfig, comm: Communicator, replica_factory: ReplicaFactory,
+                   apply_update: UpdateFn = sgd_update) -> SyncStrategy:
+    """The strategy ``cfg`` over ``comm``'s workers; misconfiguration raises UserError first."""
+    n = comm.world_size
+    singles = [Group((r,)) for r in range(n)]
+    world = [comm.world]
+    if isinstance(cfg, NoSyncConfig):
+        parts = (singles, LocalSync(), None, 0)
+    elif isinstance(cfg, AllReduceConfig):
+        parts = (world, DenseSync(), None, 0)
+    elif isinstance(cfg, GtcConfig):
+        parts = (world, GtcSync(cfg), None, 0)
+    elif isinstance(cfg, BmufConfig):
+        parts = (singles, LocalSync(), _bmuf(cfg, singles), cfg.warmup_steps)
+    elif isinstance(cfg, HybridConfig):
+        groups = hybrid_groups(n, cfg.group_size)
+        intra = GtcSync(cfg.gtc) if cfg.group_size > 1 else LocalSync()
+        parts = (groups, intra, _bmuf(cfg.bmuf, groups), cfg.bmuf.warmup_steps)
+    else:
+        raise UserError(f"unknown sync strategy {cfg!r}")
+    groups, intra, bmuf, warmup = parts
+    return SyncStrategy(cfg.name, comm, groups, intra, bmuf, warmup, replica_factory, apply_update)
+
+
+def hybrid_groups(world_size: int, group_size: int) -> list[Group]:
+    """Consecutive ranks in groups of ``group_size``, which must divide ``world_size``."""
+    if group_size < 1 or world_size % group_size:
+        raise UserError(f"sync group_size={group_size} must divide the number of workers ({world_size})")
+    return [Group(tuple(range(s, s + group_size))) for s in range(0, world_size, group_size)]
+
+
+def _bmuf(cfg: BmufConfig, groups: list[Group]) -> Bmuf | None:
+    """BMUF across ``groups``, or None with a single group (then it is the identity)."""
+    return Bmuf(cfg, groups) if len(groups) > 1 else None

@@ -1,0 +1,94 @@
+"""GTC codec benchmark: throughput of threshold+encode+decode+aggregate, and bits per sent element.
+
+    python benchmarks/gtc_codec.py                   # 1M and 10M elements
+    python benchmarks/gtc_codec.py --sizes 1e6 1e7 1e8
+
+Throughput is GB/s of fp32 gradient processed (4 bytes x elements / seconds)
+for one worker's full GTC round: ``r += g``, threshold, encode, decode, and
+adding the decoded message into a dense fp32 vector. It is printed next to this
+machine's memory-copy bandwidth (``dst.copy_(src)`` of the same size, GB/s of
+bytes copied) measured in the same run. Bits per sent element compare Strom's
+int32 code, the varint and bitmap bodies, the per-message ``compact`` choice,
+and the entropy floor of a message with i.i.d. positions (``H(d)/d`` bits for
+the index gaps plus 1 sign bit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+from asr_trainer.sync import codec
+from asr_trainer.sync.gtc import aggregate, threshold
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def copy_bandwidth(numel: int, repeats: int) -> float:
+    src, dst = torch.randn(numel), torch.empty(numel)
+    return 4 * numel / best_time(lambda: dst.copy_(src), repeats) / 1e9
+
+
+def codec_throughput(numel: int, density: float, encoding: str, repeats: int) -> tuple[float, float]:
+    """(GB/s of fp32 gradient, achieved density) of one full GTC round."""
+    gen = torch.Generator().manual_seed(0)
+    grad = torch.randn(numel, generator=gen)
+    tau = float(torch.quantile(grad[: 1 << 20].abs(), 1 - density))
+    residual, out = torch.zeros(numel), torch.zeros(numel)
+    achieved, workspace = [], {}
+
+    def round_trip() -> None:
+        residual.zero_()
+        residual.add_(grad)
+        msg = threshold(residual, tau, workspace)
+        achieved.append(msg.indices.size / numel)
+        aggregate([codec.decode(codec.encode(msg, encoding), numel)], out)
+
+    return 4 * numel / best_time(round_trip, repeats) / 1e9, achieved[-1]
+
+
+def bits_table(numel: int = 1 << 20) -> None:
+    print(f"\nbits on the wire per sent element ({numel} elements, header excluded)")
+    print(f"{'density':>9} {'strom':>7} {'varint':>7} {'bitmap':>7} {'compact':>8} {'entropy':>8}")
+    rng = np.random.default_rng(0)
+    for d in (1e-4, 1e-3, 1e-2, 1 / 16, 0.1, 0.25, 0.5):
+        k = int(numel * d)
+        msg = codec.SparseMessage(np.sort(rng.choice(numel, k, replace=False)), rng.random(k) < 0.5, 1.0, numel)
+        bits = {kind: codec.body_bits(msg, kind) / k for kind in (codec.STROM, codec.VARINT, codec.BITMAP)}
+        compact = bits[codec.choose_kind(msg)]
+        entropy = (-d * math.log2(d) - (1 - d) * math.log2(1 - d)) / d + 1
+        print(f"{d:9.4g} {bits[codec.STROM]:7.2f} {bits[codec.VARINT]:7.2f} {bits[codec.BITMAP]:7.2f} "
+              f"{compact:8.2f} {entropy:8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7])
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'elements':>10} {'copy GB/s':>10} {'density':>8} {'encoding':>8} {'GB/s':>7} {'% copy':>7}")
+    for size in args.sizes:
+        numel = int(size)
+        copy = copy_bandwidth(numel, args.repeats + 2)
+        for density in args.densities:
+            for encoding in ("strom", "compact"):
+                gbs, achieved = codec_throughput(numel, density, encoding, args.repeats)
+                print(f"{numel:>10} {copy:10.2f} {achieved:8.4f} {encoding:>8} {gbs:7.2f} {100 * gbs / copy:6.1f}%")
+    bits_table()
+
+
+if __name__ == "__main__":
+    main()
