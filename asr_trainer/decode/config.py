@@ -1,0 +1,43 @@
+"""Decoding settings (``conf/decode.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Which model, which sets, and the HLG search settings.
+
+    The model is the average of epochs ``epoch - avg + 1 .. epoch`` (``epoch=0``:
+    the last saved epoch). The HLG acoustic scale is chosen among
+    ``acoustic_scales`` on ``dev_split`` only, then applied to ``test_splits``.
+    """
+
+    corpus: str = "synth"
+    dev_split: str = "dev"
+    test_splits: tuple[str, ...] = ("test",)
+    epoch: int = 0
+    avg: int = 2
+    beam: float = 15.0
+    max_active: int = 7000
+    min_active: int = 200
+    acoustic_scales: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
+    max_duration: float = 300.0
+    device: str = "cpu"
+    num_threads: int = 2
+    bootstrap_replications: int = 10000
+
+    def __post_init__(self) -> None:
+        if self.avg < 1:
+            raise ValueError(f"avg must be >= 1, got {self.avg}")
+        if self.epoch < 0:
+            raise ValueError(f"epoch must be >= 0 (0 = last), got {self.epoch}")
+        if self.beam <= 0:
+            raise ValueError(f"beam must be positive, got {self.beam}")
+        if self.min_active < 0 or self.max_active < max(self.min_active, 1):
+            raise ValueError(f"max_active ({self.max_active}) must be >= min_active ({self.min_active}) and >= 1")
+        if not self.acoustic_scales or min(self.acoustic_scales) <= 0:
+            raise ValueError(f"acoustic_scales must be a non-empty list of positive numbers, got {self.acoustic_scales}")
+        if self.max_duration <= 0:
+            raise ValueError(f"max_duration must be positive seconds, got {self.max_duration}")

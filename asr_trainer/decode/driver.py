@@ -1,0 +1,131 @@
+"""Decode dev and test sets with a trained model: greedy CTC or HLG one-best, then score.
+
+Posteriors are computed once per set; the HLG acoustic scale is tuned on the
+dev set only (decoding ``scale * log_probs`` with scale 1 inside the decoder
+is the same search as decoder-side scaling), then applied to the test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+from lhotse import CutSet
+
+from asr_trainer.decode.config import DecodeConfig
+from asr_trainer.decode.greedy import GreedyDecoder
+from asr_trainer.decode.model_io import load_averaged_model
+from asr_trainer.errors import UserError
+from asr_trainer.models import CtcModel
+from asr_trainer.report.wer import Utterance, compute_wer, score_set
+from asr_trainer.train.dataset import AsrDataset, cut_text
+from asr_trainer.train.fit import load_cuts
+from asr_trainer.train.sampler import make_valid_sampler
+from asr_trainer.train.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+Decoder = Callable[[np.ndarray], list[str]]
+
+
+@torch.no_grad()
+def compute_posteriors(model: CtcModel, cuts: CutSet, max_duration: float, device: str = "cpu") -> dict[str, np.ndarray]:
+    """``{cut_id: log_probs (T', V) float32}`` for every cut."""
+    dataset = AsrDataset(encode=lambda text: [])
+    sampler = make_valid_sampler(cuts, DataConfig(max_duration=max_duration, spec_augment=False))
+    out = {}
+    for cut_batch in sampler:
+        batch = dataset[cut_batch]
+        log_probs, lens = model(batch["features"].to(device), batch["feature_lens"].to(device))
+        for i, cut_id in enumerate(batch["cut_ids"]):
+            out[cut_id] = log_probs[i, : int(lens[i])].float().cpu().numpy()
+    return out
+
+
+def decode_set(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
+               scale: float = 1.0) -> list[Utterance]:
+    """``[(cut_id, ref, hyp)]`` decoding ``scale * log_probs`` of every cut."""
+    return [(cid, refs[cid], decode(lp * scale if scale != 1.0 else lp)) for cid, lp in posteriors.items()]
+
+
+def tune_scale(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
+               scales: tuple[float, ...]) -> tuple[float, dict[float, float]]:
+    """The acoustic scale with the lowest dev WER (ties: the first), and WER per scale."""
+    table = {s: compute_wer(decode_set(decode, posteriors, refs, s), replications=0).wer for s in scales}
+    best = min(scales, key=lambda s: table[s])
+    return best, table
+
+
+def check_outputs(model: CtcModel, num_tokens: int, lang_dir: Path) -> None:
+    """A model whose output dim differs from the lang dir's token count cannot be decoded with it."""
+    if model.num_outputs != num_tokens:
+        raise UserError(f"model has {model.num_outputs} outputs but {lang_dir} has {num_tokens} tokens "
+                        f"(blank included); was the model trained with this lang dir?")
+
+
+def make_decoder(method: str, cfg: DecodeConfig, lang_dir: Path, id2token: Mapping[int, str]) -> tuple[Decoder, bool]:
+    """``(decode_fn, word_level)`` for ``method`` in ``greedy`` / ``hlg``."""
+    if method == "greedy":
+        greedy = GreedyDecoder(id2token)
+        return greedy.decode, greedy.word_level
+    try:
+        from asr_trainer.decode.wfst import HlgDecoder
+    except ImportError as e:
+        raise UserError(f"HLG decoding is not available ({e}); use --method greedy") from None
+    hlg = HlgDecoder(lang_dir, beam=cfg.beam, max_active=cfg.max_active, min_active=cfg.min_active,
+                     acoustic_scale=1.0)
+    return hlg.decode, True
+
+
+def references(cuts: CutSet, word_level: bool, encode: Callable[[str], list[int]],
+               id2token: Mapping[int, str]) -> dict[str, list[str]]:
+    """Reference words per cut, or reference tokens when decoding is token-level (phone units, greedy)."""
+    if word_level:
+        return {c.id: cut_text(c).split() for c in cuts}
+    return {c.id: [id2token[i] for i in encode(cut_text(c))] for c in cuts}
+
+
+def speakers_of(cuts: CutSet) -> dict[str, str]:
+    """``{cut_id: speaker}`` from the first supervision."""
+    return {c.id: (c.supervisions[0].speaker or "unknown") if c.supervisions else "unknown" for c in cuts}
+
+
+def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Path, method: str, tokenizer) -> dict:
+    """Decode dev (tune the HLG scale there) and the test sets; write results into ``exp_dir``.
+
+    ``tokenizer`` has ``encode``, ``num_outputs`` and ``id2token``. Returns
+    ``{set_name: WER json}`` and writes ``decode-<method>.json`` with the chosen scale.
+    """
+    exp_dir = Path(exp_dir)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    model = load_averaged_model(exp_dir, cfg.epoch, cfg.avg, cfg.device)
+    check_outputs(model, tokenizer.num_outputs, lang_dir)
+    id2token = tokenizer.id2token if isinstance(tokenizer.id2token, Mapping) else dict(enumerate(tokenizer.id2token))
+    decode, word_level = make_decoder(method, cfg, lang_dir, id2token)
+    if not word_level:
+        log.warning("units have no word boundaries: greedy output is scored as a TOKEN error rate")
+    setting = f"{method}-epoch{cfg.epoch or 'last'}-avg{cfg.avg}"
+    scale, table, summary = 1.0, {}, {}
+    for i, split in enumerate((cfg.dev_split, *cfg.test_splits)):
+        cuts = load_cuts(cuts_dir, cfg.corpus, split)
+        posteriors = compute_posteriors(model, cuts, cfg.max_duration, cfg.device)
+        refs = references(cuts, word_level, tokenizer.encode, id2token)
+        if i == 0 and method == "hlg":
+            scale, table = tune_scale(decode, posteriors, refs, cfg.acoustic_scales)
+            log.info("acoustic scale tuned on %s: %g (WER by scale: %s)", split, scale, table)
+        results = decode_set(decode, posteriors, refs, scale)
+        name = f"{split}-{method}"
+        wer = score_set(exp_dir, name, results, speakers_of(cuts), f"{setting}-scale{scale:g}",
+                        cfg.bootstrap_replications)
+        log.info("%s: %s %.2f%% [%.2f, %.2f] (%d words)", name, "WER" if word_level else "TER", wer.wer,
+                 *wer.ci95, wer.ref_words)
+        summary[name] = wer.to_json()
+    info = {"method": method, "acoustic_scale": scale, "tuned_on": cfg.dev_split,
+            "dev_wer_by_scale": {str(k): v for k, v in table.items()}, "word_level": word_level, "sets": summary}
+    (exp_dir / f"decode-{method}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,116 @@
+"""Training settings (``conf/train.yaml``); model sizes live in ``conf/model/*.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the cuts come from and how they are batched.
+
+    ``max_duration`` is seconds of audio per batch *per worker*. ``drop_last``
+    drops partial batches; either way lhotse gives every rank the same number
+    of batches per epoch (see :func:`asr_trainer.train.sampler.make_train_sampler`).
+    """
+
+    corpus: str = "synth"
+    train_split: str = "train"
+    valid_split: str = "dev"
+    max_duration: float = 60.0
+    num_buckets: int = 10
+    shuffle: bool = True
+    drop_last: bool = False
+    num_workers: int = 0
+    spec_augment: bool = True
+    time_warp_factor: int = 0
+    num_feature_masks: int = 2
+    features_mask_size: int = 15
+    num_frame_masks: int = 2
+    frames_mask_size: int = 40
+    max_train_cuts: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_duration <= 0:
+            raise ValueError(f"data.max_duration must be positive seconds, got {self.max_duration}")
+        if self.num_buckets < 1:
+            raise ValueError(f"data.num_buckets must be >= 1, got {self.num_buckets}")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.max_train_cuts < 0:
+            raise ValueError(f"data.max_train_cuts must be >= 0 (0 = all), got {self.max_train_cuts}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and per-step LR schedule.
+
+    ``schedule``: ``constant`` (after linear warm-up) or ``inv_sqrt``
+    (warm-up, then ``lr * sqrt(warmup_steps / step)``).
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.98)
+    schedule: Literal["constant", "inv_sqrt"] = "inv_sqrt"
+    warmup_steps: int = 100
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``epoch-N.pt`` after every epoch, ``checkpoint-<step>.pt`` every ``every_steps`` (0 = never).
+
+    The last ``keep_last`` of each kind are kept; decoding averages the last
+    ``avg`` epochs (``conf/decode.yaml``), so keep ``keep_last >= avg``.
+    """
+
+    every_steps: int = 0
+    keep_last: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 0:
+            raise ValueError(f"checkpoint.every_steps must be >= 0, got {self.every_steps}")
+        if self.keep_last < 1:
+            raise ValueError(f"checkpoint.keep_last must be >= 1, got {self.keep_last}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``asr-trainer train`` needs besides the model sizes and the paths."""
+
+    model_config: str = "conf/model/tdnn_lstm.yaml"
+    num_epochs: int = 10
+    seed: int = 42
+    device: str = "cpu"
+    bf16: bool = False
+    num_threads: int = 2
+    clip_norm: float = 5.0
+    max_skip_fraction: float = 0.01
+    log_every: int = 10
+    progress_bar: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_epochs < 1:
+            raise ValueError(f"num_epochs must be >= 1, got {self.num_epochs}")
+        if self.clip_norm <= 0:
+            raise ValueError(f"clip_norm must be positive, got {self.clip_norm}")
+        if not 0.0 <= self.max_skip_fraction < 1.0:
+            raise ValueError(f"max_skip_fraction must be in [0, 1), got {self.max_skip_fraction}")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 = torch default), got {self.num_threads}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
