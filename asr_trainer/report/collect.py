@@ -1,0 +1,262 @@
+"""Collect experiment directories into report rows: WER, paired relative increase, bytes, speed-up.
+
+An experiment is a directory ``<exp_root>/<name>/`` holding the decode driver's
+``recogs-<set>-<method>.txt`` (see :mod:`asr_trainer.decode.driver`) and, for every
+run but the single-worker baseline, the sync code's ``sync_stats.json`` (see
+:mod:`asr_trainer.sync.stats`; a missing file means strategy ``none``, 1 worker).
+
+What each row holds, and where it comes from:
+
+* ``test_wer`` (percent): MEASURED, from the recogs file.
+* ``rel``: relative WER increase over the baseline, percent, with a PAIRED
+  per-utterance bootstrap CI (:func:`asr_trainer.report.bootstrap.relative_increase_ci`);
+  utterances are paired by cut id and both systems must hold exactly the same cut ids.
+* ``bytes_per_step`` / ``bytes_received_per_step``: MEASURED message sizes per worker per step.
+* ``time_split``: MEASURED seconds per step on the machine that trained (compute,
+  encode_decode, communicate), as written in ``sync_stats.json``.
+* ``modeled_speedup``: MODELLED by :mod:`asr_trainer.report.cost_model` on the cluster of a
+  :class:`~asr_trainer.report.cost_model.Scenario` (see :func:`modeled_speedup`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldialign
+import numpy as np
+import torch
+
+from asr_trainer.errors import UserError
+from asr_trainer.report.bootstrap import Interval, relative_increase_ci
+from asr_trainer.report.cost_model import STRATEGIES, Scenario, load_sync_stats, speedup, workload_from_sync_stats
+from asr_trainer.report.wer import Utterance, read_recogs
+from asr_trainer.train import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+SYNC_STATS = "sync_stats.json"
+BASELINE_STRATEGY = "none"
+STRATEGY_ORDER = (BASELINE_STRATEGY,) + STRATEGIES  # row order in tables and plot legends
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What to report: the test set and decoding method, and the bootstrap settings."""
+
+    set_name: str = "test"
+    method: str = "hlg"
+    n_resamples: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.n_resamples < 1:
+            raise ValueError(f"n_resamples must be >= 1, got {self.n_resamples}")
+        if not 0 < self.level < 1:
+            raise ValueError(f"level must be in (0, 1), got {self.level}")
+
+    def recogs_name(self) -> str:
+        """The decode driver's file name, ``recogs-<set>-<method>.txt``."""
+        return f"recogs-{self.set_name}-{self.method}.txt"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One experiment. Percentages in percent, bytes per worker per step, seconds per step."""
+
+    name: str
+    strategy: str
+    workers: int
+    group_size: int
+    num_utts: int
+    ref_words: int
+    test_wer: float
+    rel: Interval  # relative WER increase vs the baseline (the baseline itself: 0, [0, 0])
+    bytes_per_step: float
+    bytes_received_per_step: float
+    gtc_density: float | None
+    time_split: dict[str, float]  # measured: compute, encode_decode, communicate
+    modeled_speedup: float
+    is_baseline: bool = False
+
+
+# ---------------------------------------------------------------- reading one experiment
+def experiment_dirs(exp_root: Path, cfg: ReportConfig) -> list[Path]:
+    """Sub-directories of ``exp_root`` that hold a recogs file or a ``sync_stats.json``, sorted.
+
+    Directories holding neither (a lang dir, a previous report) are skipped and logged.
+    """
+    exp_root = Path(exp_root)
+    if not exp_root.is_dir():
+        raise UserError(f"experiment root {exp_root} is not a directory")
+    found, skipped = [], []
+    for d in sorted(p for p in exp_root.iterdir() if p.is_dir()):
+        (found if (d / cfg.recogs_name()).is_file() or (d / SYNC_STATS).is_file() else skipped).append(d)
+    if skipped:
+        log.info("skipped %d directories without %s or %s: %s", len(skipped), cfg.recogs_name(), SYNC_STATS,
+                 ", ".join(p.name for p in skipped))
+    return found
+
+
+def load_recogs(exp_dir: Path, cfg: ReportConfig) -> list[Utterance]:
+    """The experiment's decoded ``cfg.set_name`` with ``cfg.method``; a clear error when it was not decoded."""
+    path = Path(exp_dir) / cfg.recogs_name()
+    if not path.is_file():
+        raise UserError(f"{exp_dir.name}: no {path.name} in {exp_dir}; run `asr-trainer decode "
+                        f"--exp-dir {exp_dir} --method {cfg.method}` first")
+    utts = read_recogs(path)
+    if not utts:
+        raise UserError(f"{path} holds no utterances")
+    return utts
+
+
+def load_stats(exp_dir: Path) -> dict:
+    """``sync_stats.json`` of the experiment; missing means the single-worker baseline (``none``, 1 worker)."""
+    path = Path(exp_dir) / SYNC_STATS
+    if not path.is_file():
+        return {"strategy": BASELINE_STRATEGY, "workers": 1, "group_size": 1,
+                "bytes_sent_per_worker_per_step": 0.0, "bytes_received_per_worker_per_step": 0.0,
+                "gtc_density": None, "time_per_step_s": {}, "steps": 0}
+    stats = load_sync_stats(path)
+    if stats["strategy"] not in STRATEGY_ORDER:
+        raise UserError(f"{path}: unknown strategy {stats['strategy']!r}; known: {', '.join(STRATEGY_ORDER)}")
+    return stats
+
+
+# ---------------------------------------------------------------- pairing and the relative increase
+def utterance_errors(utts: list[Utterance]) -> dict[str, tuple[int, int, tuple[str, ...]]]:
+    """``{cut_id: (errors, ref_words, ref)}`` with kaldialign's edit distance (sub + del + ins)."""
+    out: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+    for cut_id, ref, hyp in utts:
+        if cut_id in out:
+            raise UserError(f"cut {cut_id} is decoded twice")
+        out[cut_id] = (int(kaldialign.edit_distance(ref, hyp)["total"]), len(ref), tuple(ref))
+    return out
+
+
+def _ids(ids: list[str], limit: int = 5) -> str:
+    return ", ".join(ids[:limit]) + (f" ... ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def paired_arrays(base: dict, system: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(errors_system, errors_base, ref_lens)``, shape ``(n_utts,)``, paired by cut id (baseline order).
+
+    ``base`` / ``system`` come from :func:`utterance_errors`. A cut present in one
+    system only, or with different reference words, is a :class:`UserError`.
+    """
+    missing = sorted(set(base) - set(system))
+    extra = sorted(set(system) - set(base))
+    if missing or extra:
+        parts = ([f"{len(missing)} test utterances of the baseline are missing from {name}: {_ids(missing)}"]
+                 if missing else [])
+        parts += [f"{name} has {len(extra)} utterances the baseline lacks: {_ids(extra)}"] if extra else []
+        raise UserError("; ".join(parts) + " (decode every system on the same test set)")
+    differ = sorted(c for c in base if base[c][2] != system[c][2])
+    if differ:
+        raise UserError(f"{name}: reference words differ from the baseline's for {_ids(differ)}")
+    ids = list(base)
+    return (np.array([system[c][0] for c in ids], float), np.array([base[c][0] for c in ids], float),
+            np.array([base[c][1] for c in ids], float))
+
+
+def relative_increase(base: dict, system: dict, name: str, cfg: ReportConfig) -> Interval:
+    """Relative WER increase (percent) of ``system`` over ``base``, paired bootstrap CI."""
+    es, eb, n = paired_arrays(base, system, name)
+    return relative_increase_ci(es, eb, n, n_resamples=cfg.n_resamples, seed=cfg.seed, level=cfg.level)
+
+
+# ---------------------------------------------------------------- modelled speed-up
+SCENARIO_FIELDS = ("pad_ratio", "bmuf_update_s", "bmuf_block", "padded_allgather", "decode_s_per_element")
+
+
+def model_params(exp_dir: Path, stats: dict) -> int:
+    """Parameters of the experiment's model: ``params`` of ``sync_stats.json`` when written there,
+    else counted in the newest ``epoch-N.pt`` (floating tensors of the model state, BatchNorm
+    running statistics excluded)."""
+    if stats.get("params"):
+        return int(stats["params"])
+    paths = ckpt.list_checkpoints(Path(exp_dir), ckpt.EPOCH_RE)
+    if not paths:
+        raise UserError(f"{exp_dir.name}: cannot model its speed-up: no 'params' in {SYNC_STATS} and no "
+                        f"epoch-N.pt checkpoint in {exp_dir} to count the model's parameters")
+    state = ckpt.load_checkpoint(paths[-1])
+    try:
+        tensors = state["replica"]["model"]
+    except (KeyError, TypeError):
+        raise UserError(f"{paths[-1]} holds no replica.model state to count parameters in") from None
+    return sum(t.numel() for k, t in tensors.items() if torch.is_floating_point(t) and "running_" not in k)
+
+
+def modeled_speedup(exp_dir: Path, stats: dict, scenario: Scenario) -> float:
+    """Speed-up of this run's training at its N workers on ``scenario``'s cluster (MODELLED).
+
+    Inputs of :func:`asr_trainer.report.cost_model.speedup`: from the experiment's
+    measurements, the model's parameter count (dense messages of 4 bytes each), compute and
+    encode/decode seconds per step per worker (measured totals / ``hosted_workers``, which
+    defaults to N: a simulated run hosts every worker in one process), the GTC density, bytes
+    per sent element (measured payload / (density * params)) and group size; from the
+    scenario, the links and topology and ``SCENARIO_FIELDS`` (BMUF block size unless
+    ``sync_stats.json`` has ``block_size``). One worker: 1.
+    """
+    strategy, n = stats["strategy"], int(stats["workers"])
+    if n == 1:
+        return 1.0
+    if strategy == BASELINE_STRATEGY:
+        raise UserError(f"{exp_dir.name}: strategy '{BASELINE_STRATEGY}' with {n} workers makes no sense")
+    params = model_params(exp_dir, stats)
+    hosted = int(stats.get("hosted_workers") or n)
+    times = stats["time_per_step_s"]
+    overrides = {k: getattr(scenario.workload, k) for k in SCENARIO_FIELDS}
+    overrides.update(compute_s=float(times["compute"]) / hosted, encode_s=float(times["encode_decode"]) / hosted)
+    payload, density = stats.get("payload_bytes_per_worker_per_step"), stats.get("gtc_density")
+    if strategy in ("gtc", "hybrid") and payload and density:
+        overrides["bytes_per_element"] = float(payload) / (float(density) * params)
+    if stats.get("block_size"):
+        overrides["bmuf_block"] = int(stats["block_size"])
+    workload = workload_from_sync_stats(stats, params, **overrides)
+    try:
+        return speedup(strategy, n, workload, scenario.topology())
+    except ValueError as e:
+        raise UserError(f"{exp_dir.name}: cannot model its speed-up: {e}") from None
+
+
+# ---------------------------------------------------------------- rows
+def make_row(exp_dir: Path, utts: dict, stats: dict, rel: Interval, scenario: Scenario,
+             is_baseline: bool = False) -> Row:
+    """The report row of one experiment; ``utts`` from :func:`utterance_errors`."""
+    errors = sum(e for e, _, _ in utts.values())
+    words = sum(n for _, n, _ in utts.values())
+    if words == 0:
+        raise UserError(f"{exp_dir.name}: the references have no words")
+    return Row(
+        name=exp_dir.name, strategy=stats["strategy"], workers=int(stats["workers"]),
+        group_size=int(stats.get("group_size") or 1), num_utts=len(utts), ref_words=words,
+        test_wer=100.0 * errors / words, rel=rel,
+        bytes_per_step=float(stats["bytes_sent_per_worker_per_step"]),
+        bytes_received_per_step=float(stats["bytes_received_per_worker_per_step"]),
+        gtc_density=stats.get("gtc_density"),
+        time_split={k: float(v) for k, v in stats["time_per_step_s"].items()},
+        modeled_speedup=1.0 if is_baseline else modeled_speedup(exp_dir, stats, scenario),
+        is_baseline=is_baseline)
+
+
+def collect_rows(exp_root: Path, baseline: str, cfg: ReportConfig, scenario: Scenario) -> list[Row]:
+    """One :class:`Row` per experiment under ``exp_root``, the baseline first, then by strategy and workers."""
+    dirs = {d.name: d for d in experiment_dirs(exp_root, cfg)}
+    if baseline not in dirs:
+        raise UserError(f"baseline experiment {baseline!r} not found under {exp_root} (need "
+                        f"{exp_root}/{baseline}/{cfg.recogs_name()}); found: {', '.join(dirs) or 'none'}")
+    base_stats = load_stats(dirs[baseline])
+    if int(base_stats["workers"]) != 1:
+        raise UserError(f"baseline {baseline!r} ran with {base_stats['workers']} workers; it must have 1")
+    base = utterance_errors(load_recogs(dirs[baseline], cfg))
+    rows = [make_row(dirs[baseline], base, base_stats, Interval(0.0, 0.0, 0.0, cfg.level, 0), scenario, True)]
+    for name, d in dirs.items():
+        if name == baseline:
+            continue
+        system = utterance_errors(load_recogs(d, cfg))
+        rows.append(make_row(d, system, load_stats(d), relative_increase(base, system, name, cfg), scenario))
+    rows[1:] = sorted(rows[1:], key=lambda r: (STRATEGY_ORDER.index(r.strategy), r.workers, r.group_size, r.name))
+    return rows

@@ -1,0 +1,207 @@
+"""`asr-trainer report` on a fixture of experiment directories written with the real writers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import kaldialign
+import numpy as np
+import pytest
+import torch
+
+from asr_trainer.bin.main import main
+from asr_trainer.config import load_config
+from asr_trainer.errors import UserError
+from asr_trainer.report import collect
+from asr_trainer.report.bootstrap import relative_increase_ci
+from asr_trainer.report.collect import ReportConfig, collect_rows
+from asr_trainer.report.cost_model import Scenario, Workload, speedup
+from asr_trainer.report.plots import write_plots
+from asr_trainer.report.tables import CSV_COLUMNS, PAPER_RESULTS, format_table, write_tables
+from asr_trainer.report.wer import compute_wer, score_set
+from asr_trainer.sync.stats import StepStats, SyncSummary
+from asr_trainer.train.checkpoint import save_checkpoint
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "cost_model.yaml"
+CFG = ReportConfig(set_name="test", method="hlg", n_resamples=200, seed=3)
+VOCAB = [f"W{i}" for i in range(40)]
+PARAMS = 5000
+# name: (strategy, workers, group_size, word error probability, GTC density)
+SYSTEMS = {
+    "allreduce-n2": ("allreduce", 2, 1, 0.12, None),
+    "gtc-n4": ("gtc", 4, 4, 0.15, 0.01),
+    "bmuf-n4": ("bmuf", 4, 1, 0.22, None),
+    "hybrid-n8-g2": ("hybrid", 8, 2, 0.18, 0.02),
+}
+
+
+def make_utts(p_err: float, seed: int, n_utts: int = 60) -> list[tuple[str, list[str], list[str]]]:
+    """Fixed references (same for every system); each word of the hypothesis wrong with ``p_err``."""
+    ref_rng, rng = np.random.default_rng(0), np.random.default_rng(seed)
+    utts = []
+    for i in range(n_utts):
+        ref = [VOCAB[j] for j in ref_rng.integers(0, len(VOCAB), size=int(ref_rng.integers(3, 12)))]
+        hyp = [w if rng.random() > p_err else VOCAB[int(rng.integers(len(VOCAB)))] + "X" for w in ref]
+        if rng.random() < p_err:
+            hyp = hyp[:-1]
+        utts.append((f"cut-{i:03d}", ref, hyp))
+    return utts
+
+
+def write_stats(exp_dir: Path, strategy: str, workers: int, group: int, density: float | None) -> None:
+    """``sync_stats.json`` through the sync code's own writer, plus an epoch checkpoint for the size."""
+    summary = SyncSummary(strategy, workers, group)
+    for step in range(3):
+        summary.add(StepStats(step=step, bytes_sent=1000.0 * workers, bytes_received=900.0 * workers,
+                              payload_bytes=4.0 * (density or 1) * PARAMS, density=density,
+                              compute_s=0.01 * workers, encode_decode_s=0.001 * workers if density else 0.0,
+                              communicate_s=0.002, block_sync=False))
+    summary.dump(exp_dir / "sync_stats.json")
+    save_checkpoint(exp_dir / "epoch-1.pt", {"replica": {"model": {
+        "w": torch.zeros(PARAMS - 8), "b": torch.zeros(8), "bn.running_mean": torch.zeros(99),
+        "bn.num_batches_tracked": torch.tensor(3)}}})
+
+
+@pytest.fixture
+def exp_root(tmp_path: Path) -> Path:
+    root = tmp_path / "exp"
+    (root / "lang").mkdir(parents=True)  # not an experiment: skipped
+    base = root / "baseline"
+    base.mkdir()
+    score_set(base, "test-hlg", make_utts(0.1, seed=1), {}, replications=0)
+    for k, (name, (strategy, n, g, p_err, density)) in enumerate(SYSTEMS.items()):
+        d = root / name
+        d.mkdir()
+        score_set(d, "test-hlg", make_utts(p_err, seed=10 + k), {}, replications=0)
+        write_stats(d, strategy, n, g, density)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return load_config(Scenario, CONF)
+
+
+def per_utt_errors(utts) -> dict[str, tuple[int, int]]:
+    return {c: (kaldialign.edit_distance(r, h)["total"], len(r)) for c, r, h in utts}
+
+
+def test_rows_wer_and_paired_ci(exp_root, scenario):
+    rows = collect_rows(exp_root, "baseline", CFG, scenario)
+    assert [r.name for r in rows] == ["baseline", "allreduce-n2", "gtc-n4", "bmuf-n4", "hybrid-n8-g2"]
+    base_utts = make_utts(0.1, seed=1)
+    assert rows[0].is_baseline and rows[0].strategy == "none" and rows[0].workers == 1
+    assert (rows[0].rel.estimate, rows[0].rel.low, rows[0].rel.high, rows[0].modeled_speedup) == (0, 0, 0, 1)
+    assert rows[0].test_wer == pytest.approx(compute_wer(base_utts, replications=0).wer)
+    base = per_utt_errors(base_utts)
+    ids = sorted(base)
+    for k, (name, (strategy, n, g, p_err, _)) in enumerate(SYSTEMS.items()):
+        row = next(r for r in rows if r.name == name)
+        utts = make_utts(p_err, seed=10 + k)
+        assert (row.strategy, row.workers, row.group_size) == (strategy, n, g)
+        assert row.test_wer == pytest.approx(compute_wer(utts, replications=0).wer)
+        sys_errs = per_utt_errors(utts)
+        want = relative_increase_ci(np.array([sys_errs[c][0] for c in ids]), np.array([base[c][0] for c in ids]),
+                                    np.array([base[c][1] for c in ids]), n_resamples=200, seed=3)
+        assert (row.rel.estimate, row.rel.low, row.rel.high) == pytest.approx((want.estimate, want.low, want.high))
+        assert row.rel.low <= row.rel.estimate <= row.rel.high
+        assert row.bytes_per_step == pytest.approx(1000.0 * n)
+
+
+def test_pairing_is_by_cut_id_not_order():
+    base = collect.utterance_errors(make_utts(0.1, seed=1))
+    system = collect.utterance_errors(make_utts(0.3, seed=2))
+    shuffled = dict(reversed(list(system.items())))
+    a = collect.paired_arrays(base, system, "s")
+    b = collect.paired_arrays(base, shuffled, "s")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert a[0].sum() == sum(e for e, _, _ in system.values())
+
+
+def test_modelled_speedup_uses_measured_stats(exp_root, scenario):
+    """The GTC row's speed-up is the cost model on the measured per-worker times, density and payload."""
+    rows = {r.name: r for r in collect_rows(exp_root, "baseline", CFG, scenario)}
+    n, density = 4, 0.01
+    w = scenario.workload
+    want = Workload(params=PARAMS, compute_s=0.01, encode_s=0.001, decode_s_per_element=w.decode_s_per_element,
+                    gtc_density=density, bytes_per_element=4.0, pad_ratio=w.pad_ratio, bmuf_block=w.bmuf_block,
+                    bmuf_update_s=w.bmuf_update_s, hybrid_group=4, padded_allgather=w.padded_allgather)
+    assert rows["gtc-n4"].modeled_speedup == pytest.approx(speedup("gtc", n, want, scenario.topology()))
+    for r in rows.values():
+        assert 0 < r.modeled_speedup <= r.workers + 1e-9
+
+
+def test_params_counted_from_checkpoint(exp_root):
+    assert collect.model_params(exp_root / "gtc-n4", {}) == PARAMS
+    assert collect.model_params(exp_root / "gtc-n4", {"params": 7}) == 7
+
+
+def test_tables_csv_and_plots(exp_root, scenario, tmp_path):
+    rows = collect_rows(exp_root, "baseline", CFG, scenario)
+    out = tmp_path / "report"
+    plots = write_plots(rows, out)
+    md, csv_path = write_tables(out, rows, CFG, scenario, "conf/cost_model.yaml", plots)
+    for p in plots:
+        data = (out / p).read_bytes()
+        assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        records = list(reader)
+    required = {"name", "strategy", "workers", "group_size", "test_wer", "rel_wer_increase_pct", "ci95_low_pct",
+                "ci95_high_pct", "bytes_per_step", "modeled_speedup"}
+    assert required <= set(reader.fieldnames) and tuple(reader.fieldnames) == CSV_COLUMNS
+    assert [r["name"] for r in records] == [r.name for r in rows]
+    b = records[0]
+    assert (float(b["rel_wer_increase_pct"]), float(b["ci95_low_pct"]), float(b["ci95_high_pct"]),
+            float(b["modeled_speedup"])) == (0, 0, 0, 1)
+    for rec, row in zip(records[1:], rows[1:]):
+        assert float(rec["ci95_low_pct"]) == pytest.approx(row.rel.low, abs=1e-4)
+        assert float(rec["modeled_speedup"]) == pytest.approx(row.modeled_speedup, abs=1e-4)
+    text = md.read_text()
+    assert "MEASURED" in text and "MODELLED" in text and "25gbe" in text and "paired" in text.lower()
+    assert all(p in text for p in plots) and f"{PAPER_RESULTS['hybrid'][128].speedup:g}x" in text
+    table = format_table(rows)
+    assert all(r.name in table for r in rows) and "MODELLED" in table
+
+
+def test_cli_writes_report_and_prints_table(exp_root, capsys):
+    out = exp_root / "report"
+    assert main(["report", "--exp-root", str(exp_root), "--baseline", "baseline", "--n-resamples", "50",
+                 "--scenario", str(CONF), "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gtc-n4" in printed and "speed-up" in printed
+    assert (out / "report.md").is_file() and (out / "results.csv").is_file()
+    # a second run skips its own output directory (no recogs there)
+    assert main(["report", "--exp-root", str(exp_root), "--baseline", "baseline", "--n-resamples", "50",
+                 "--scenario", str(CONF)]) == 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no_baseline", "baseline experiment 'baseline' not found"),
+    ("no_recogs", "no recogs-test-hlg.txt"),
+    ("missing_utt", "missing from gtc-n4"),
+    ("extra_utt", "utterances the baseline lacks"),
+    ("no_model_size", "gtc-n4: cannot model its speed-up"),
+])
+def test_bad_input_is_a_clear_user_error(exp_root, scenario, damage, message):
+    if damage == "no_baseline":
+        (exp_root / "baseline" / "recogs-test-hlg.txt").unlink()
+    elif damage == "no_recogs":
+        (exp_root / "bmuf-n4" / "recogs-test-hlg.txt").unlink()
+    elif damage == "no_model_size":
+        (exp_root / "gtc-n4" / "epoch-1.pt").unlink()
+    else:
+        utts = make_utts(0.15, seed=11)
+        utts = utts[1:] if damage == "missing_utt" else utts + [("cut-new", ["A"], ["A"])]
+        score_set(exp_root / "gtc-n4", "test-hlg", utts, {}, replications=0)
+    with pytest.raises(UserError, match=message):
+        collect_rows(exp_root, "baseline", CFG, scenario)
+
+
+def test_cli_reports_bad_input_without_traceback(exp_root, capsys):
+    (exp_root / "bmuf-n4" / "recogs-test-hlg.txt").unlink()
+    assert main(["report", "--exp-root", str(exp_root), "--baseline", "baseline", "--scenario", str(CONF)]) == 2
+    err = capsys.readouterr().err
+    assert "bmuf-n4" in err and "Traceback" not in err
