@@ -18,6 +18,8 @@ corpus_dir=            # source directory of a non-synthetic corpus
 units=phone            # phone | bpe<N>, e.g. bpe500
 nj=$(nproc)            # parallel jobs for data preparation and features
 tag=                   # data/<tag>, exp/<tag>; default: <corpus>_<profile>
+workers=4              # workers of the strategy runs (real torchrun processes, gloo)
+strategies="gtc bmuf hybrid"   # trained at $workers workers after the baseline
 
 help_message="Usage: $0 [options]
 Options:
@@ -30,14 +32,26 @@ Options:
   --units U             phone | bpe<N> (default $units)
   --nj N                parallel jobs (default: number of cores)
   --tag T               name of data/T and exp/T (default <corpus>_<profile>)
+  --workers N           workers of the strategy runs (default $workers)
+  --strategies \"S...\"  strategies trained at N workers (default \"$strategies\"; hybrid uses groups of 2)
 Stages:
   0 data       corpus -> lhotse manifests (synth: TTS synthesis with noise and reverb)
   1 features   80-dim fbank with lhotse, lilcom storage
   2 lang       lexicon / BPE, 3-gram Kneser-Ney LM, L, G, HLG
+  3 train      the 1-worker baseline (exp/<tag>/baseline)
+  4 decode     greedy CTC and HLG decoding of the baseline; prints its WERs
+  5 train-sync each strategy at N workers as torchrun processes over gloo (exp/<tag>/<strategy>-w<N>)
+  6 decode-sync  HLG and greedy decoding of each strategy; prints WERs beside the baseline's
+  7 report     exp/<tag>/report: relative WER increase with CIs, bytes, modelled speed-up
 "
 
 . local/parse_options.sh
-case "$profile" in quick|default) ;; *) echo "$0: --profile must be quick or default" >&2; exit 1 ;; esac
+# Per-profile training settings (overrides of conf/train.yaml).
+case "$profile" in
+  quick) train_opts=(num_epochs=40 data.max_duration=40 optim.warmup_steps=50 optim.lr=0.003) ;;
+  default) train_opts=(num_epochs=15) ;;
+  *) echo "$0: --profile must be quick or default" >&2; exit 1 ;;
+esac
 
 . local/setup_env.sh
 asr_setup_env "$PWD"
@@ -76,6 +90,65 @@ if run_stage 2 lang "$lang/.done"; then
   logged 2 lang asr-trainer lang --transcripts-from "$manifests/${corpus}_supervisions_train.jsonl.gz" \
     --lm-text "$manifests/${corpus}_lm_text.txt" --units "$units" --out-dir "$lang"
   finish_stage 2 lang "$lang/.done" "$t0"
+fi
+
+common=(--lang-dir "$lang" --cuts-dir "$fbank")
+data_opts=("data.corpus=$corpus")
+
+if run_stage 3 train "$exp/baseline/.done"; then
+  t0=$(date +%s)
+  logged 3 train asr-trainer train --config conf/train.yaml --exp-dir "$exp/baseline" "${common[@]}" \
+    "${data_opts[@]}" "${train_opts[@]}" progress_bar=false
+  finish_stage 3 train "$exp/baseline/.done" "$t0"
+fi
+
+# decode_exp STAGE NAME EXP_DIR: greedy and HLG decoding of one experiment, then its WERs.
+decode_exp() {
+  local n=$1 name=$2 dir=$3 method
+  for method in greedy hlg; do
+    logged "$n" "$name" asr-trainer decode --exp-dir "$dir" --method "$method" "${common[@]}" "corpus=$corpus"
+  done
+  grep -h . "$dir"/wer-summary-test-*.txt | tee -a "$log_dir/stage$n-$name.log"
+}
+
+if run_stage 4 decode "$exp/baseline/.decoded"; then
+  t0=$(date +%s)
+  decode_exp 4 decode "$exp/baseline"
+  finish_stage 4 decode "$exp/baseline/.decoded" "$t0"
+fi
+
+sync_opts() {  # sync_opts STRATEGY: the --sync options of one strategy run
+  case $1 in
+    hybrid) echo "--sync hybrid sync.group_size=2" ;;
+    *) echo "--sync $1" ;;
+  esac
+}
+
+for s in $strategies; do
+  dir=$exp/$s-w$workers
+  if run_stage 5 train-sync "$dir/.done"; then
+    t0=$(date +%s)
+    # shellcheck disable=SC2046
+    logged 5 train-sync torchrun --standalone --nproc-per-node "$workers" --no-python \
+      asr-trainer train --config conf/train.yaml --exp-dir "$dir" "${common[@]}" $(sync_opts "$s") \
+      "${data_opts[@]}" "${train_opts[@]}" num_threads=1 progress_bar=false
+    finish_stage 5 train-sync "$dir/.done" "$t0"
+  fi
+done
+
+for s in $strategies; do
+  dir=$exp/$s-w$workers
+  if run_stage 6 decode-sync "$dir/.decoded"; then
+    t0=$(date +%s)
+    decode_exp 6 decode-sync "$dir"
+    finish_stage 6 decode-sync "$dir/.decoded" "$t0"
+  fi
+done
+
+if [ 7 -ge "$stage" ] && [ 7 -le "$stop_stage" ]; then
+  log "stage 7 (report): writing $exp/report"
+  logged 7 report asr-trainer report --exp-root "$exp" --baseline baseline --set test --method hlg \
+    --out-dir "$exp/report"
 fi
 
 log "recipe finished stages $stage..$stop_stage"
