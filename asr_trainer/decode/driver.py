@@ -120,10 +120,11 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
             log.info("acoustic scale tuned on %s: %g (WER by scale: %s)", split, scale, table)
         results = decode_set(decode, posteriors, refs, scale)
         name = f"{split}-{method}"
+        metric = "WER" if word_level else "TER"
         wer = score_set(exp_dir, name, results, speakers_of(cuts), f"{setting}-scale{scale:g}",
-                        cfg.bootstrap_replications)
-        log.info("%s: %s %.2f%% [%.2f, %.2f] (%d words)", name, "WER" if word_level else "TER", wer.wer,
-                 *wer.ci95, wer.ref_words)
+                        cfg.bootstrap_replications, metric)
+        log.info("%s: %s %.2f%% [%.2f, %.2f] (%d %s)", name, metric, wer.wer, *wer.ci95, wer.ref_words,
+                 "words" if word_level else "tokens")
         summary[name] = wer.to_json()
     info = {"method": method, "acoustic_scale": scale, "tuned_on": cfg.dev_split,
             "dev_wer_by_scale": {str(k): v for k, v in table.items()}, "word_level": word_level, "sets": summary}

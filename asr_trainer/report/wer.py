@@ -124,19 +124,22 @@ def write_errs(path: Path, results: Sequence[Utterance], result: WerResult, spea
         f.write("\n".join(lines) + "\n")
 
 
-def write_summary(path: Path, setting: str, result: WerResult) -> None:
-    """icefall-style ``settings\tWER`` table with the 95% CI."""
+def write_summary(path: Path, setting: str, result: WerResult, metric: str = "WER") -> None:
+    """icefall-style ``settings\tWER`` table with the 95% CI; ``metric`` is WER, or TER for token-level scoring."""
     lo, hi = result.ci95
-    path.write_text(f"settings\tWER\tci95\n{setting}\t{result.wer:.2f}\t[{lo:.2f}, {hi:.2f}]\n", encoding="utf-8")
+    path.write_text(f"settings\t{metric}\tci95\n{setting}\t{result.wer:.2f}\t[{lo:.2f}, {hi:.2f}]\n", encoding="utf-8")
 
 
 def score_set(out_dir: Path, set_name: str, results: Sequence[Utterance], speakers: Mapping[str, str],
-              setting: str = "", replications: int = 10000) -> WerResult:
-    """Score ``results`` and write the four files for ``set_name`` into ``out_dir``."""
+              setting: str = "", replications: int = 10000, metric: str = "WER") -> WerResult:
+    """Score ``results`` and write the four files for ``set_name`` into ``out_dir``.
+
+    ``metric`` names the unit scored: "WER" for words, "TER" when the hypotheses are tokens (phones).
+    """
     out_dir = Path(out_dir)
     result = compute_wer(results, replications)
     write_recogs(out_dir / f"recogs-{set_name}.txt", results)
     write_errs(out_dir / f"errs-{set_name}.txt", results, result, speakers)
-    write_summary(out_dir / f"wer-summary-{set_name}.txt", setting or set_name, result)
-    (out_dir / f"wer-{set_name}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    write_summary(out_dir / f"wer-summary-{set_name}.txt", setting or set_name, result, metric)
+    (out_dir / f"wer-{set_name}.json").write_text(json.dumps({**result.to_json(), "metric": metric}, indent=2) + "\n")
     return result
