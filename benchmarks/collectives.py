@@ -13,13 +13,9 @@ import argparse
 from asr_trainer.config import load_config
 from asr_trainer.report.collectives import fit_loopback_model, measure_collectives, usable_cores
 from asr_trainer.report.cost_model import Scenario, speedup, step_time
+from asr_trainer.report.tables import PAPER_RESULTS
 
-MB = 1 << 20
-PAPER = {  # Amazon, Interspeech 2019 (DESIGN.md section 1): speed-up vs one GPU
-    32: {"gtc": 26.0, "bmuf": 36.6, "hybrid": 31.0},
-    64: {"gtc": 17.0, "bmuf": 57.0, "hybrid": 42.0},
-    128: {"gtc": 11.0, "bmuf": 80.0, "hybrid": 97.0},
-}
+MB = 1 << 20  # paper speed-ups: asr_trainer.report.tables.PAPER_RESULTS (DESIGN.md section 1)
 
 
 def gloo_table(quick: bool) -> None:
@@ -48,7 +44,8 @@ def paper_table(config: str | None) -> None:
     for n in sc.workers:
         cells = []
         for s in ("gtc", "bmuf", "hybrid", "allreduce"):
-            paper = PAPER.get(n, {}).get(s)
+            cell = PAPER_RESULTS.get(s, {}).get(n)
+            paper = cell.speedup if cell else None
             ms = step_time(s, n, w, topo).total * 1e3
             cells.append(f"{speedup(s, n, w, topo):6.1f}x ({paper or '-':>4}x) {ms:5.0f}ms")
         print(f"{n:>4} " + "".join(f"{c:>22}" for c in cells))

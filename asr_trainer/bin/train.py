@@ -1,4 +1,9 @@
-"""``asr-trainer train``: single-worker baseline training."""
+"""``asr-trainer train``: the single-worker baseline, or N workers under a sync strategy.
+
+    asr-trainer train --exp-dir exp/b ...                                      # baseline (1 worker)
+    asr-trainer train --exp-dir exp/g ... --sync gtc --simulate-workers 16 sync.tau=0.002
+    torchrun --nproc-per-node 4 -m asr_trainer.bin.main train ... --sync hybrid sync.group_size=2
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import yaml
 from asr_trainer.config import load_config
 from asr_trainer.log import setup_logging
 
-HELP = "train a CTC acoustic model on one worker (CPU or one GPU); resumes from the latest checkpoint"
+HELP = ("train a CTC acoustic model: one worker, or N workers under a sync strategy "
+        "(--simulate-workers N in one process, or under torchrun); the baseline resumes from its latest checkpoint")
 MODEL_PREFIX = "model."
+SYNC_PREFIX = "sync."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,23 +27,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints, logs, tensorboard go")
     parser.add_argument("--lang-dir", type=Path, required=True, help="lang dir with tokens.txt")
     parser.add_argument("--cuts-dir", type=Path, required=True, help="dir with <corpus>_cuts_<split>.jsonl.gz")
-    parser.add_argument("overrides", nargs="*", help="key=value settings; model.<key>=value for the model config")
+    parser.add_argument("--sync", default=None, metavar="NAME",
+                        help="none|allreduce|gtc|bmuf|hybrid (default: the 1-worker baseline; allreduce "
+                             "under torchrun or with --simulate-workers)")
+    parser.add_argument("--sync-config", type=Path, default=None,
+                        help="strategy settings (default conf/sync/NAME.yaml when it exists)")
+    parser.add_argument("--simulate-workers", type=int, default=None, metavar="N",
+                        help="run N logical workers in this process (not under torchrun)")
+    parser.add_argument("overrides", nargs="*",
+                        help="key=value settings; model.<key>=value for the model, sync.<key>=value for the strategy")
 
 
 def run(args: argparse.Namespace) -> None:
     from asr_trainer.lang.tokenizer import Tokenizer
     from asr_trainer.models import ModelConfig
     from asr_trainer.train.config import TrainConfig
+    from asr_trainer.train.distributed import torchrun_launch
     from asr_trainer.train.fit import fit, load_cuts
 
     model_overrides = [o[len(MODEL_PREFIX):] for o in args.overrides if o.startswith(MODEL_PREFIX)]
-    cfg = load_config(TrainConfig, args.config, [o for o in args.overrides if not o.startswith(MODEL_PREFIX)])
+    sync_overrides = [o[len(SYNC_PREFIX):] for o in args.overrides if o.startswith(SYNC_PREFIX)]
+    plain = [o for o in args.overrides if not o.startswith((MODEL_PREFIX, SYNC_PREFIX))]
+    cfg = load_config(TrainConfig, args.config, plain)
     model_cfg = load_config(ModelConfig, cfg.model_config, model_overrides)
+    synced = (args.sync or args.sync_config or args.simulate_workers is not None or sync_overrides
+              or torchrun_launch() is not None)
+    if synced:
+        sync_cfg, world_size = sync_setup(args, sync_overrides)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(args.exp_dir / "log" / "log-train.txt")
-    (args.exp_dir / "train.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    (args.exp_dir / "model.yaml").write_text(yaml.safe_dump(dataclasses.asdict(model_cfg), sort_keys=False))
     tokenizer = Tokenizer.from_lang_dir(args.lang_dir)
     train_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.train_split)
     valid_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.valid_split)
-    fit(cfg, model_cfg, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts, valid_cuts)
+    if not synced:
+        write_settings(args.exp_dir, "log-train.txt", cfg, model_cfg)
+        fit(cfg, model_cfg, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts, valid_cuts)
+        return
+    from asr_trainer.train.distributed import communicator
+    from asr_trainer.train.fit_sync import fit_sync
+
+    with communicator(cfg.device, args.simulate_workers) as comm:
+        rank = comm.hosted[0]
+        write_settings(args.exp_dir, "log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt",
+                       cfg, model_cfg, sync_cfg if rank == 0 else None)
+        fit_sync(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs,
+                 train_cuts, valid_cuts)
+
+
+def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):
+    """The strategy settings and the number of workers, checked before anything starts."""
+    from asr_trainer.sync import load_sync_config
+    from asr_trainer.train.distributed import check_sync_config, world_size_of
+
+    world_size = world_size_of(args.simulate_workers)
+    name = args.sync or (None if args.sync_config else "allreduce")
+    path = args.sync_config
+    if path is None and name is not None and Path(f"conf/sync/{name}.yaml").is_file():
+        path = Path(f"conf/sync/{name}.yaml")
+    sync_cfg = load_sync_config(path, sync_overrides, name=name)
+    check_sync_config(sync_cfg, world_size)
+    return sync_cfg, world_size
+
+
+def write_settings(exp_dir: Path, log_name: str, cfg, model_cfg, sync_cfg=None) -> None:
+    """Logging to ``log/<log_name>``; the settings as YAML beside the checkpoints (``sync_cfg``: when given)."""
+    setup_logging(exp_dir / "log" / log_name)
+    if log_name != "log-train.txt":
+        return
+    (exp_dir / "train.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    (exp_dir / "model.yaml").write_text(yaml.safe_dump(dataclasses.asdict(model_cfg), sort_keys=False))
+    if sync_cfg is not None:
+        (exp_dir / "sync.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sync_cfg), sort_keys=False))

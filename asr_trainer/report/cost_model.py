@@ -306,8 +306,11 @@ def workload_from_sync_stats(stats: dict, params: int, **overrides: float) -> Wo
     """A :class:`Workload` from measured sync stats of a GTC (or hybrid) run.
 
     Measured: compute seconds per minibatch, encode+decode seconds (taken as the
-    encode term, decode per element then 0) and the mean message: for GTC,
-    ``bytes_sent_per_worker_per_step`` is read as the worker's own message per step.
+    encode term, decode per element then 0) and the mean message of a worker:
+    ``payload_bytes_per_worker_per_step`` (the worker's own encoded message;
+    ``bytes_sent_per_worker_per_step`` is the ring all-gather traffic, about
+    ``(g - 1)`` padded messages, see :mod:`asr_trainer.sync.comm`). Stats written
+    before the payload was recorded fall back to ``bytes_sent`` (an over-estimate).
     ``params`` is the model's parameter count; ``overrides`` set other fields.
     """
     times = stats["time_per_step_s"]
@@ -316,8 +319,11 @@ def workload_from_sync_stats(stats: dict, params: int, **overrides: float) -> Wo
     if stats["strategy"] in ("gtc", "hybrid") and stats.get("gtc_density"):
         density = float(stats["gtc_density"])
         fields["gtc_density"] = density
-        sent = float(stats["bytes_sent_per_worker_per_step"])
-        fields["bytes_per_element"] = sent / (density * params) if sent > 0 else 4.0
+        message = stats.get("payload_bytes_per_worker_per_step")
+        if message is None:
+            message = stats["bytes_sent_per_worker_per_step"]
+        message = float(message)
+        fields["bytes_per_element"] = message / (density * params) if message > 0 else 4.0
     if stats.get("group_size"):
         fields["hybrid_group"] = int(stats["group_size"])
     fields.update(overrides)

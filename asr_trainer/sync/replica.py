@@ -1,17 +1,23 @@
 """What a strategy needs from the trainer: a replica and a way to step it.
 
-:class:`Replica` matches ``asr_trainer.train.replica.Replica`` by shape (model,
-optimizer, scheduler), so the trainer's own replicas and its
-``apply_update(replica, clip_norm)`` (via ``functools.partial``) plug in directly.
+The trainer's :class:`asr_trainer.train.replica.Replica` and
+:func:`asr_trainer.train.step.apply_update` (via ``functools.partial``) are THE
+replica and update; strategies only rely on their shape (:class:`ReplicaLike`).
+:class:`Replica` here is the minimal stand-in (scheduler optional) for the toy
+workload and GTC's per-worker twin optimizers; :func:`sgd_update` is
+``apply_update`` for such replicas (no clipping unless asked).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
+
+from asr_trainer.train.step import apply_update
 
 
 class ReplicaLike(Protocol):
@@ -40,14 +46,13 @@ class NoScheduler:
         pass
 
 
-def sgd_update(replica: ReplicaLike, clip_norm: float | None = None) -> None:
-    """Default update: optional clipping, optimizer step, scheduler step, zero grads."""
-    if clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(replica.model.parameters(), clip_norm)
-    replica.optimizer.step()
-    if replica.scheduler is not None:
-        replica.scheduler.step()
-    replica.optimizer.zero_grad(set_to_none=True)
+def sgd_update(replica: ReplicaLike, clip_norm: float | None = None) -> float:
+    """:func:`asr_trainer.train.step.apply_update` for replicas whose scheduler may be None.
+
+    ``clip_norm=None`` does not clip (a scale of exactly 1). Returns the gradient norm.
+    """
+    stepped = Replica(replica.model, replica.optimizer, replica.scheduler or NoScheduler())
+    return apply_update(stepped, math.inf if clip_norm is None else clip_norm)
 
 
 def twin_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+
+DESCRIPTIVE = ("hosted_workers", "params", "block_size")
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,19 @@ class StepStats:
 
 @dataclass
 class SyncSummary:
-    """Running means over the recorded steps."""
+    """Running means over the recorded steps.
+
+    ``hosted_workers`` (workers run by the process that recorded it; its times are
+    totals over them), ``params`` (model parameters) and ``block_size`` (BMUF /
+    hybrid) describe the run for the report; the trainer sets them, None omits them.
+    """
 
     strategy: str
     workers: int
     group_size: int
+    hosted_workers: Optional[int] = None
+    params: Optional[int] = None
+    block_size: Optional[int] = None
     steps: int = 0
     _sums: dict[str, float] = field(default_factory=dict)
     _density_steps: int = 0
@@ -71,6 +82,7 @@ class SyncSummary:
                 "communicate": self.mean("communicate_s"),
             },
             "steps": self.steps,
+            **{k: getattr(self, k) for k in DESCRIPTIVE if getattr(self, k) is not None},
         }
 
     def dump(self, path: str | Path) -> None:
@@ -79,7 +91,8 @@ class SyncSummary:
     def scalars(self) -> dict[str, float]:
         """Flat ``{tag: value}`` for a TensorBoard ``SummaryWriter.add_scalar``."""
         d = self.as_dict()
-        out = {f"sync/{k}": float(v) for k, v in d.items() if isinstance(v, (int, float)) and k != "workers"}
+        out = {f"sync/{k}": float(v) for k, v in d.items()
+               if isinstance(v, (int, float)) and k != "workers" and k not in DESCRIPTIVE}
         out.update({f"sync/time_{k}_s": v for k, v in d["time_per_step_s"].items()})
         if d["gtc_density"] is not None:
             out["sync/gtc_density"] = d["gtc_density"]

@@ -44,6 +44,17 @@ def output_frames_fn(model: CtcModel):
     return lambda n: int(model.output_lengths(torch.tensor([n]))[0])
 
 
+def prepare_cuts(cfg: TrainConfig, model: CtcModel, encode: Encode, train_cuts: CutSet,
+                 valid_cuts: CutSet) -> tuple[CutSet, CutSet, int, int]:
+    """``data.max_train_cuts`` and the CTC length filter: (train, valid, removed train, removed valid)."""
+    frames = output_frames_fn(model)
+    if cfg.data.max_train_cuts:
+        train_cuts = train_cuts.subset(first=min(cfg.data.max_train_cuts, len(train_cuts)))
+    train_cuts, removed = filter_ctc_feasible(train_cuts, encode, frames)
+    valid_cuts, valid_removed = filter_ctc_feasible(valid_cuts, encode, frames)
+    return train_cuts, valid_cuts, removed, valid_removed
+
+
 @dataclass
 class Position:
     """Where training stands: the epoch being (or to be) trained and optimizer steps done."""
@@ -95,11 +106,7 @@ def fit(cfg: TrainConfig, model_cfg: ModelConfig, exp_dir: Path, encode: Encode,
     device = torch.device(cfg.device)
     replica = build_replica(model_cfg, cfg, num_outputs, device)
     log.info("model %s: %d parameters, %d outputs", model_cfg.kind, num_parameters(replica.model), num_outputs)
-    frames = output_frames_fn(replica.model)
-    if cfg.data.max_train_cuts:
-        train_cuts = train_cuts.subset(first=min(cfg.data.max_train_cuts, len(train_cuts)))
-    train_cuts, removed = filter_ctc_feasible(train_cuts, encode, frames)
-    valid_cuts, valid_removed = filter_ctc_feasible(valid_cuts, encode, frames)
+    train_cuts, valid_cuts, removed, valid_removed = prepare_cuts(cfg, replica.model, encode, train_cuts, valid_cuts)
     sampler = make_train_sampler(train_cuts, cfg.data, rank=0, world_size=1, seed=cfg.seed)
     pos = resume(exp_dir, replica, sampler)
     metrics = Metrics(exp_dir)

@@ -1,0 +1,97 @@
+"""Per logical worker: its own sampler, data iterator and random-number streams.
+
+A process hosts one worker (torchrun) or all ``N`` of them (simulated cluster);
+either way worker ``w`` gets lhotse's shard ``rank=w`` of ``world_size=N`` and its
+own RNG states, so SpecAugment masks and dropout draw the same numbers for ``w``
+in both cases. While worker ``w`` loads a batch or runs forward/backward, its
+RNG states are swapped into the process-wide generators (python ``random``,
+numpy, torch CPU and, when present, CUDA) and swapped back out afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from lhotse import CutSet
+
+from asr_trainer.train import checkpoint as ckpt
+from asr_trainer.train.config import DataConfig
+from asr_trainer.train.dataset import Encode
+from asr_trainer.train.sampler import make_loader, make_train_sampler
+
+WORKER_SEED_STRIDE = 1_000_003
+
+
+def worker_rng_state(seed: int, worker: int) -> dict[str, Any]:
+    """Fresh RNG states (the :func:`checkpoint.rng_state` layout) of worker ``worker``; the process RNGs are untouched."""
+    saved = ckpt.rng_state()
+    s = seed * WORKER_SEED_STRIDE + worker
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)  # also seeds CUDA
+    state = ckpt.rng_state()
+    ckpt.restore_rng(saved)
+    return state
+
+
+class WorkerRng:
+    """The RNG states of the hosted workers; :meth:`active` makes one of them the process's."""
+
+    def __init__(self, seed: int, workers: Sequence[int]) -> None:
+        self.states = {w: worker_rng_state(seed, w) for w in workers}
+
+    @contextmanager
+    def active(self, worker: int) -> Iterator[None]:
+        saved = ckpt.rng_state()
+        ckpt.restore_rng(self.states[worker])
+        try:
+            yield
+        finally:
+            self.states[worker] = ckpt.rng_state()
+            ckpt.restore_rng(saved)
+
+
+class WorkerData:
+    """Samplers and batch iterators of the hosted workers of an ``N``-worker run.
+
+    Per step: :meth:`prefetch` loads the next batch of every hosted worker (False
+    when one of them ran out), then :meth:`take` hands worker ``w`` its batch.
+    """
+
+    def __init__(self, cuts: CutSet, data_cfg: DataConfig, encode: Encode, hosted: Sequence[int],
+                 world_size: int, seed: int, rng: WorkerRng) -> None:
+        self.cfg, self.encode, self.rng = data_cfg, encode, rng
+        self.samplers = {w: make_train_sampler(cuts, data_cfg, rank=w, world_size=world_size, seed=seed)
+                         for w in hosted}
+        self._iters: dict[int, Iterator[dict]] = {}
+        self._next: dict[int, dict] = {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """New shuffles for ``epoch`` (same on every worker) and fresh iterators."""
+        for w, sampler in self.samplers.items():
+            sampler.set_epoch(epoch)
+            self._iters[w] = iter(make_loader(sampler, self.encode, self.cfg, train=True))
+        self._next.clear()
+
+    def prefetch(self) -> bool:
+        """Load the next batch of every hosted worker; False if any has none left."""
+        self._next.clear()
+        for w, it in self._iters.items():
+            with self.rng.active(w):  # SpecAugment draws here
+                batch = next(it, None)
+            if batch is None:
+                return False
+            self._next[w] = batch
+        return True
+
+    def take(self, worker: int) -> dict:
+        """The batch :meth:`prefetch` loaded for ``worker``."""
+        return self._next.pop(worker)
+
+    def state_dict(self) -> dict[int, dict]:
+        """Per hosted worker its sampler state and RNG states (for an exact resume)."""
+        return {w: {"sampler": s.state_dict(), "rng": self.rng.states[w]} for w, s in self.samplers.items()}
