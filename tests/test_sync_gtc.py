@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from asr_trainer.sync import GtcConfig, Replica, SimCommunicator, build_strategy
-from asr_trainer.sync.codec import decode, encode
-from asr_trainer.sync.gtc import adapt_tau, aggregate, threshold
+from asr_trainer.sync import GtcConfig, Replica, SimCommunicator, build_strategy, gtc
+from asr_trainer.sync.codec import SparseMessage, decode, encode
+from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate, as_float32, threshold
 
 GRADS = [[0.5, -1.25, 2.5], [0.75, 0.5, -0.25], [-0.5, -0.5, 0.25]]  # exact in binary
 
@@ -69,3 +69,59 @@ def test_gtc_strategy_two_workers_by_hand():
         assert s.model.w.tolist() == [-1.0, 0.5, -1.0]
         assert stats.density == pytest.approx((3 / 3 + 2 / 3) / 2)
         assert stats.payload_bytes > 0 and stats.bytes_received >= stats.payload_bytes
+
+
+def _reference_threshold(r: torch.Tensor, tau: float):
+    """The rule written out with whole-vector torch ops: (indices, negative), r updated in place."""
+    tau = as_float32(tau)
+    idx = torch.nonzero(r.abs() >= tau).flatten()
+    sent = r[idx]
+    negative = sent < 0
+    r[idx] = sent - torch.where(negative, torch.tensor(-tau), torch.tensor(tau))
+    return idx.numpy(), negative.numpy()
+
+
+@pytest.mark.parametrize("numel", [1, 999, 1000, 2503])
+@pytest.mark.parametrize("fused", [False, True])
+def test_blocked_threshold_matches_the_rule_bit_for_bit(monkeypatch, numel, fused):
+    monkeypatch.setattr(gtc, "BLOCK", 1000)  # several blocks, and a short last one
+    gen = torch.Generator().manual_seed(numel)
+    r0, g = torch.randn(numel, generator=gen), torch.randn(numel, generator=gen)
+    if numel > 10:
+        r0[5] = float("nan")  # never sent, stays NaN
+    want_r, got_r = r0.clone(), r0.clone()
+    want_r += g
+    want_idx, want_neg = _reference_threshold(want_r, 1.3)
+    workspace = {}
+    for _ in range(2):  # the workspace is reused between calls
+        got_r.copy_(r0)
+        msg = accumulate_and_threshold(got_r, g, 1.3, workspace) if fused else threshold(got_r.add_(g), 1.3, workspace)
+        assert msg.indices.dtype == np.int64 and msg.negative.dtype == bool and msg.numel == numel
+        np.testing.assert_array_equal(msg.indices, want_idx)
+        np.testing.assert_array_equal(msg.negative, want_neg)
+        assert torch.equal(got_r.view(torch.int32), want_r.view(torch.int32))  # same bits, NaN included
+    assert numel < 10 or 0 < msg.indices.size < numel
+
+
+def test_threshold_of_a_non_contiguous_residual_updates_it_in_place():
+    base = torch.tensor([[0.5, 9.0], [-2.0, 9.0], [1.5, 9.0]])
+    column = base[:, 0]  # stride 2
+    msg = threshold(column, 1.0)
+    assert msg.indices.tolist() == [1, 2] and msg.negative.tolist() == [True, False]
+    assert base[:, 0].tolist() == [0.5, -1.0, 0.5] and base[:, 1].tolist() == [9.0] * 3
+
+
+def test_aggregate_of_several_messages_matches_index_add_then_divide():
+    numel = 5000
+    rng = np.random.default_rng(3)
+    messages = []
+    for tau in (0.25, 0.3, 0.7):  # different taus: sums are not multiples of one tau
+        idx = np.sort(rng.choice(numel, 800, replace=False))
+        messages.append(SparseMessage(idx, rng.random(800) < 0.5, tau, numel))
+    for k in (1, 2, 3):
+        want = torch.zeros(numel)
+        for msg in messages[:k]:
+            want.index_add_(0, torch.from_numpy(msg.indices), torch.from_numpy(msg.values()))
+        want.div_(k)
+        got = aggregate(messages[:k], torch.full((numel,), 7.0))
+        assert torch.equal(got, want), k

@@ -15,7 +15,7 @@ from asr_trainer.sync.codec import decode, encode
 from asr_trainer.sync.comm import Group, local_sum
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.context import GroupState, StepContext
-from asr_trainer.sync.gtc import adapt_tau, aggregate, as_float32, threshold
+from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate, as_float32
 from asr_trainer.sync.replica import NoScheduler, Replica, copy_hyperparameters, twin_optimizer
 
 
@@ -116,9 +116,8 @@ class GtcSync:
             residuals = gs.extra.setdefault("residual", {})
             taus = gs.extra.setdefault("tau", {})
             residual = residuals.setdefault(worker, torch.zeros_like(contribution))
-            residual.add_(contribution)
             tau = taus.setdefault(worker, as_float32(self.cfg.tau))
-            msg = threshold(residual, tau, gs.extra.setdefault("workspace", {}))
+            msg = accumulate_and_threshold(residual, contribution, tau, gs.extra.setdefault("workspace", {}))
             density = msg.indices.size / max(msg.numel, 1)
             ctx.densities.append(density)
             taus[worker] = adapt_tau(tau, density, self.cfg)
