@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="strategy settings (default conf/sync/NAME.yaml when it exists)")
     parser.add_argument("--simulate-workers", type=int, default=None, metavar="N",
                         help="run N logical workers in this process (not under torchrun)")
+    parser.add_argument("--exact-reduction", action="store_true",
+                        help="under torchrun: all-reduce by gathering and summing in rank order, bit-identical "
+                             "to --simulate-workers (costs (N-1)x the tensor on the wire)")
     parser.add_argument("overrides", nargs="*",
                         help="key=value settings; model.<key>=value for the model, sync.<key>=value for the strategy")
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
     from asr_trainer.train.distributed import communicator
     from asr_trainer.train.fit_sync import fit_sync
 
-    with communicator(cfg.device, args.simulate_workers) as comm:
+    with communicator(cfg.device, args.simulate_workers, exact_order=args.exact_reduction) as comm:
         rank = comm.hosted[0]
         write_settings(args.exp_dir, "log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt",
                        cfg, model_cfg, sync_cfg if rank == 0 else None)

@@ -84,7 +84,7 @@ class Communicator(ABC):
         start = time.perf_counter()
         total = self._all_reduce_sum(group, partial_sum) if len(members) < group.size else partial_sum.clone()
         self.traffic.seconds += time.perf_counter() - start
-        nbytes = total.numel() * total.element_size() * 2 * (group.size - 1) / group.size
+        nbytes = total.numel() * total.element_size() * self.reduce_wire_factor(group)
         self._count(members, nbytes, nbytes, 0.0)
         return total.div_(group.size)
 
@@ -117,6 +117,10 @@ class Communicator(ABC):
             sends = rank != group.ranks[-1]
             self._count([rank], nbytes if sends else 0.0, 0.0 if rank == group.root else nbytes, 0.0)
         return out
+
+    def reduce_wire_factor(self, group: Group) -> float:
+        """Bytes each member sends (and receives) per byte of an all-reduced tensor: ring all-reduce."""
+        return 2 * (group.size - 1) / group.size
 
     def _count(self, ranks: Sequence[int], sent: float, received: float, payload: float) -> None:
         for r in ranks:
@@ -154,13 +158,19 @@ class DistCommunicator(Communicator):
     """One logical worker per process over an initialised ``torch.distributed`` default group.
 
     ``device``: where collective buffers live (``cpu`` for gloo, ``cuda`` for nccl).
+    ``exact_order``: all-reduce by gathering every member's tensor and summing in rank
+    order, exactly as :class:`SimCommunicator` does, so a real run is bit-identical to
+    the simulated cluster. A ring all-reduce (the default) adds in another order per
+    chunk; float rounding then differs by ~1e-8, which training can amplify. Costs
+    (N-1) times the tensor on the wire instead of 2(N-1)/N times, and is counted so.
     """
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
+    def __init__(self, device: torch.device | str = "cpu", exact_order: bool = False) -> None:
         import torch.distributed as dist
 
         self._dist = dist
         self.device = torch.device(device)
+        self.exact_order = exact_order
         self._groups: dict[tuple[int, ...], object] = {}
         super().__init__(dist.get_world_size(), [dist.get_rank()])
 
@@ -174,10 +184,17 @@ class DistCommunicator(Communicator):
             return None  # default group
         return self._groups[group.ranks]
 
+    def reduce_wire_factor(self, group: Group) -> float:
+        return float(group.size - 1) if self.exact_order else super().reduce_wire_factor(group)
+
     def _all_reduce_sum(self, group: Group, partial_sum: torch.Tensor) -> torch.Tensor:
-        total = partial_sum.to(self.device, copy=True)
-        self._dist.all_reduce(total, group=self._pg(group))
-        return total.to(partial_sum.device)
+        mine = partial_sum.to(self.device, copy=True)
+        if self.exact_order:
+            parts = [torch.empty_like(mine) for _ in range(group.size)]
+            self._dist.all_gather(parts, mine, group=self._pg(group))
+            return local_sum(parts).to(partial_sum.device)
+        self._dist.all_reduce(mine, group=self._pg(group))
+        return mine.to(partial_sum.device)
 
     def _all_gather_bytes(self, group: Group, payloads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         (mine,) = payloads

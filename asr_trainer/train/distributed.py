@@ -62,8 +62,13 @@ def check_sync_config(cfg: SyncConfig, world_size: int) -> None:
 
 
 @contextmanager
-def communicator(device: str, simulate_workers: int | None, timeout_s: float = 1800.0) -> Iterator[Communicator]:
-    """The run's communicator (see module doc); the process group is torn down on exit."""
+def communicator(device: str, simulate_workers: int | None, timeout_s: float = 1800.0,
+                 exact_order: bool = False) -> Iterator[Communicator]:
+    """The run's communicator (see module doc); the process group is torn down on exit.
+
+    ``exact_order``: real all-reduces sum in rank order, bit-identical to the simulation
+    (see :class:`~asr_trainer.sync.DistCommunicator`).
+    """
     world_size_of(simulate_workers)
     launch = torchrun_launch()
     if launch is None:
@@ -76,6 +81,6 @@ def communicator(device: str, simulate_workers: int | None, timeout_s: float = 1
         torch.cuda.set_device(launch.local_rank)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
     try:
-        yield DistCommunicator(f"cuda:{launch.local_rank}" if cuda else "cpu")
+        yield DistCommunicator(f"cuda:{launch.local_rank}" if cuda else "cpu", exact_order)
     finally:
         dist.destroy_process_group()
