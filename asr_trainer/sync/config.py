@@ -37,13 +37,15 @@ class AllReduceConfig:
 class GtcConfig:
     """Gradient threshold compression (Strom 2015), see DESIGN.md section 1.
 
-    ``threshold_on``: ``"gradient"`` (default) accumulates the local gradient in
-    the residual and runs the mean of the sent +/-tau vectors through the one
-    shared optimizer, so momentum, Adam moments, the LR schedule and clipping see
-    the synchronised gradient and one optimizer state serves all replicas (cheap
-    to simulate; tau keeps gradient units whatever the LR). ``"update"``
-    accumulates each worker's local optimizer update instead and adds the mean of
-    the sent vectors to the parameters.
+    ``threshold_on``: ``"update"`` (default, as in Strom 2015) accumulates each
+    worker's local optimizer update (its own optimizer state, the shared LR) in the
+    residual and adds the mean of the sent +/-tau vectors to the parameters; tau is
+    in update units. ``"gradient"`` accumulates the local gradient and runs the mean
+    of the sent vectors through the one shared optimizer (one optimizer state for
+    all replicas; tau in gradient units). With Adam the update form trains much
+    better: on the quick corpus, 4 workers, 12 epochs, dev loss 1.063 (update, tau
+    3e-3, 5.6% density) against 1.281 (gradient, 10% density) and 1.034 for a dense
+    all-reduce; Adam's per-element normalisation amplifies a sparse +/-tau gradient.
     ``target_density``: when set, each worker rescales its tau after every step by
     ``clamp((density / target) ** tau_adapt_rate, 1/2, 2)``.
     ``encoding``: ``"strom"`` (int32 index+sign, 32 bits per sent element) or
@@ -52,8 +54,8 @@ class GtcConfig:
     """
 
     name: Literal["gtc"] = "gtc"
-    tau: float = 1e-3
-    threshold_on: Literal["gradient", "update"] = "gradient"
+    tau: float = 3e-3
+    threshold_on: Literal["gradient", "update"] = "update"
     target_density: Union[float, None] = None
     tau_adapt_rate: float = 0.5
     encoding: Literal["strom", "compact"] = "compact"
