@@ -60,6 +60,15 @@ def test_asking_for_k2_without_it_is_a_clear_user_error(monkeypatch, tmp_path):
         k2_backend.make_k2_decoder(tmp_path)
 
 
+def test_decode_driver_with_decoder_k2_is_a_clear_user_error_without_k2(monkeypatch, tmp_path):
+    from asr_trainer.decode.config import DecodeConfig
+    from asr_trainer.decode.driver import make_decoder
+
+    monkeypatch.setitem(sys.modules, "k2", None)
+    with pytest.raises(UserError, match="k2 is not installed"):
+        make_decoder("hlg", DecodeConfig(decoder="k2"), tmp_path, {0: "<blk>"})
+
+
 def test_missing_k2_env_is_reported(tmp_path, capsys):
     assert k2_python(tmp_path / "nowhere") is None
     rc = main(["compare", "--lang-dir", str(tmp_path), "--posteriors", str(tmp_path / "p.npz"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class DecodeConfig:
     device: str = "cpu"
     num_threads: int = 2
     bootstrap_replications: int = 10000
+    decoder: Literal["kaldi", "k2"] = "kaldi"   # the HLG search: kaldi-decoder, or k2 where it is installed
+    save_posteriors: bool = False               # write posteriors-<split>.npz (for the k2 cross-check)
 
     def __post_init__(self) -> None:
         if self.avg < 1:

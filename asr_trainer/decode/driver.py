@@ -19,6 +19,7 @@ from lhotse import CutSet
 from asr_trainer.decode.config import DecodeConfig
 from asr_trainer.decode.greedy import GreedyDecoder
 from asr_trainer.decode.model_io import load_averaged_model
+from asr_trainer.decode.k2_crosscheck import save_posteriors
 from asr_trainer.errors import UserError
 from asr_trainer.models import CtcModel
 from asr_trainer.report.wer import Utterance, compute_wer, score_set
@@ -72,6 +73,10 @@ def make_decoder(method: str, cfg: DecodeConfig, lang_dir: Path, id2token: Mappi
     if method == "greedy":
         greedy = GreedyDecoder(id2token)
         return greedy.decode, greedy.word_level
+    if cfg.decoder == "k2":  # a clear UserError when k2 is not installed here
+        from asr_trainer.decode.k2_backend import make_k2_decoder
+
+        return make_k2_decoder(lang_dir, cfg.beam, cfg.max_active, cfg.min_active, cfg.device).decode, True
     try:
         from asr_trainer.decode.wfst import HlgDecoder
     except ImportError as e:
@@ -115,6 +120,8 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
         cuts = load_cuts(cuts_dir, cfg.corpus, split)
         posteriors = compute_posteriors(model, cuts, cfg.max_duration, cfg.device)
         refs = references(cuts, word_level, tokenizer.encode, id2token)
+        if cfg.save_posteriors:
+            save_posteriors(exp_dir / f"posteriors-{split}.npz", posteriors, refs)
         if i == 0 and method == "hlg":
             scale, table = tune_scale(decode, posteriors, refs, cfg.acoustic_scales)
             log.info("acoustic scale tuned on %s: %g (WER by scale: %s)", split, scale, table)
