@@ -18,6 +18,9 @@ corpus_dir=            # source directory of a non-synthetic corpus
 units=phone            # phone | bpe<N>, e.g. bpe500
 nj=$(nproc)            # parallel jobs for data preparation and features
 tag=                   # data/<tag>, exp/<tag>; default: <corpus>_<profile>
+data_root=data         # where data/<tag> lives
+exp_root=exp           # where exp/<tag> lives
+epochs=                # training epochs (default: the profile's)
 workers=4              # workers of the strategy runs (real torchrun processes, gloo)
 strategies="gtc bmuf hybrid"   # trained at $workers workers after the baseline
 
@@ -32,6 +35,9 @@ Options:
   --units U             phone | bpe<N> (default $units)
   --nj N                parallel jobs (default: number of cores)
   --tag T               name of data/T and exp/T (default <corpus>_<profile>)
+  --data-root DIR       parent of the data directory (default $data_root)
+  --exp-root DIR        parent of the experiment directory (default $exp_root)
+  --epochs N            training epochs of every run (default: the profile's)
   --workers N           workers of the strategy runs (default $workers)
   --strategies \"S...\"  strategies trained at N workers (default \"$strategies\"; hybrid uses groups of 2)
 Stages:
@@ -56,9 +62,10 @@ esac
 . local/setup_env.sh
 asr_setup_env "$PWD"
 
+[ -n "$epochs" ] && train_opts+=("num_epochs=$epochs")
 tag=${tag:-${corpus}_${profile}}
-data=data/$tag
-exp=exp/$tag
+data=$data_root/$tag
+exp=$exp_root/$tag
 log_dir=$exp/log
 mkdir -p "$data" "$log_dir"
 . local/stages.sh
