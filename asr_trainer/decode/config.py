@@ -20,8 +20,8 @@ class DecodeConfig:
     test_splits: tuple[str, ...] = ("test",)
     epoch: int = 0
     avg: int = 2
-    beam: float = 15.0
-    max_active: int = 7000
+    beam: float = 12.0
+    max_active: int = 3000
     min_active: int = 200
     acoustic_scales: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
     max_duration: float = 300.0
