@@ -51,11 +51,13 @@ class SyncSummary:
     params: Optional[int] = None
     block_size: Optional[int] = None
     steps: int = 0
+    last: Optional[StepStats] = None  # the latest recorded step (its per-step TensorBoard scalars)
     _sums: dict[str, float] = field(default_factory=dict)
     _density_steps: int = 0
 
     def add(self, s: StepStats) -> None:
         self.steps += 1
+        self.last = s
         for key in ("bytes_sent", "bytes_received", "payload_bytes", "compute_s", "encode_decode_s", "communicate_s"):
             self._sums[key] = self._sums.get(key, 0.0) + getattr(s, key)
         if s.density is not None:
@@ -89,11 +91,26 @@ class SyncSummary:
         Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
 
     def scalars(self) -> dict[str, float]:
-        """Flat ``{tag: value}`` for a TensorBoard ``SummaryWriter.add_scalar``."""
+        """Flat ``{tag: value}`` for a TensorBoard ``SummaryWriter.add_scalar``.
+
+        ``sync/<key>``: the running means of :meth:`as_dict`; ``sync/step/<key>``: the
+        latest step alone (bytes sent / received per hosted worker, GTC density when the
+        strategy thresholds, 1.0 when it was a BMUF block sync, else 0.0).
+        """
         d = self.as_dict()
         out = {f"sync/{k}": float(v) for k, v in d.items()
                if isinstance(v, (int, float)) and k != "workers" and k not in DESCRIPTIVE}
         out.update({f"sync/time_{k}_s": v for k, v in d["time_per_step_s"].items()})
         if d["gtc_density"] is not None:
             out["sync/gtc_density"] = d["gtc_density"]
+        out.update(step_scalars(self.last) if self.last is not None else {})
         return out
+
+
+def step_scalars(s: StepStats) -> dict[str, float]:
+    """``sync/step/<key>`` values of one step (see :meth:`SyncSummary.scalars`)."""
+    out = {"sync/step/bytes_sent": float(s.bytes_sent), "sync/step/bytes_received": float(s.bytes_received),
+           "sync/step/block_sync": float(s.block_sync)}
+    if s.density is not None:
+        out["sync/step/gtc_density"] = float(s.density)
+    return out

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The paper-scale scaling study on a SIMULATED cluster (DESIGN.md section 1): the 1-worker baseline,
+# then GTC, BMUF and the GTC+BMUF hybrid at 32, 64 and 128 workers, the same epochs, HLG decoding,
+# and the trade-off report (relative WER increase with CIs, bytes, modelled speed-up).
+#
+#   recipes/scaling/run.sh                      # default profile, workers "32 64 128"
+#   recipes/scaling/run.sh --quick true         # tiny version (quick corpus, workers "4 8", 2 epochs): minutes
+#   recipes/scaling/run.sh --workers "16 32" --strategies "allreduce gtc hybrid" --group-size 4
+#   recipes/scaling/run.sh --help
+#
+# Reuses data/<tag> (and exp/<tag>/baseline) of the main recipe (./run.sh), building them when missing.
+# Results: exp/<tag>/<study>/{baseline,<strategy>-w<N>,report}. Every stage skips finished work.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=100
+profile=default        # quick | default: the main recipe's profile whose data (and baseline) are reused
+corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non-synthetic one)
+corpus_dir=
+units=phone
+tag=                   # data/<tag>, exp/<tag>; default <corpus>_<profile>
+study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --quick true)
+quick=false            # true: the quick profile, workers "4 8", 2 epochs, a tiny model (the test suite runs it)
+workers="32 64 128"
+strategies="gtc bmuf hybrid"   # add allreduce for the dense reference at the same N
+group_size=8           # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
+min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
+bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
+bmuf_syncs=4
+gtc_tau=0.001          # GTC threshold (gradient units): the start value ...
+gtc_density=0.01       # ... adapted per worker to this target density; empty: tau stays fixed
+scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
+train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
+decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
+keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
+
+help_message="Usage: $0 [options]
+Options:
+  --stage N / --stop-stage M  stages to run (default $stage..$stop_stage)
+  --profile P           quick | default: whose data/<tag> (and baseline) are reused (default $profile)
+  --corpus NAME, --corpus-dir DIR, --units U   as in ./run.sh, for building data/<tag> when missing
+  --tag T               data/T and exp/T (default <corpus>_<profile>)
+  --study NAME          results in exp/<tag>/NAME (default scaling; scaling_quick with --quick true)
+  --quick true          quick profile, workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding
+  --workers \"N...\"      simulated worker counts (default \"$workers\")
+  --strategies \"S...\"   gtc bmuf hybrid allreduce (default \"$strategies\")
+  --group-size G        hybrid group size; must divide every worker count (default $group_size)
+  --min-batches M       per-worker max_duration = min(baseline's, train audio / (N * M)) (default $min_batches)
+  --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
+  --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
+  --gtc-tau T           GTC threshold, the start of the adaptive tau (default $gtc_tau)
+  --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
+  --scale-warmup B      true | false (default $scale_warmup)
+  --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
+  --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
+Stages:
+  0 data       data/<tag> features and lang (./run.sh --stop-stage 2 when missing)
+  1 baseline   the 1-worker baseline: exp/<tag>/baseline of ./run.sh (trained by it when missing),
+               linked as exp/<tag>/<study>/baseline; with --quick true a tiny baseline of its own
+  2 plan       per N: per-worker batch, steps per epoch, scaled warm-up, BMUF block (plan.tsv)
+  3 train      every strategy x N, simulated (--simulate-workers N), the baseline's settings and epochs;
+               prints the measured time per run and the estimate for the rest
+  4 decode     HLG decoding of the baseline and every run
+  5 report     exp/<tag>/<study>/report: asr-trainer report (report.md, results.csv, plots)
+"
+
+. local/parse_options.sh
+
+if [ "$quick" = true ]; then
+  profile=quick
+  [ "$workers" = "32 64 128" ] && workers="4 8"
+  [ "$group_size" = 8 ] && group_size=2
+  study=${study:-scaling_quick}
+  # Tiny model and 2 epochs; decoding with one acoustic scale and a narrow beam.
+  quick_train=(num_epochs=2 data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
+               model.tdnn_lstm.conv_dim=48 model.tdnn_lstm.num_conv_layers=2 model.tdnn_lstm.lstm_dim=48
+               model.tdnn_lstm.num_lstm_layers=1)
+  decode_opts="acoustic_scales=[1.0] beam=8.0 max_active=1000 bootstrap_replications=200 $decode_opts"
+elif [ "$quick" != false ]; then
+  echo "$0: --quick must be true or false" >&2; exit 1
+fi
+case "$profile" in quick|default) ;; *) echo "$0: --profile must be quick or default" >&2; exit 1 ;; esac
+
+. local/setup_env.sh
+asr_setup_env "$PWD"
+
+tag=${tag:-${corpus}_${profile}}
+study=${study:-scaling}
+data=data/$tag
+fbank=$data/fbank
+lang=$data/lang_$units
+dir=exp/$tag/$study
+log_dir=$dir/log
+mkdir -p "$log_dir"
+. local/stages.sh
+log "scaling study: tag=$tag study=$dir workers=\"$workers\" strategies=\"$strategies\" stages $stage..$stop_stage"
+
+main_opts=(--profile "$profile" --corpus "$corpus" --units "$units" --tag "$tag")
+[ -n "$corpus_dir" ] && main_opts+=(--corpus-dir "$corpus_dir")
+common=(--lang-dir "$lang" --cuts-dir "$fbank")
+read -r -a extra_train <<< "$train_opts"
+read -r -a extra_decode <<< "$decode_opts"
+
+# ------------------------------------------------------------------ 0: data of the main recipe
+if run_stage 0 data "$dir/.data-done"; then
+  t0=$(date +%s)
+  if [ -f "$fbank/.done" ] && [ -f "$lang/.done" ]; then
+    log "stage 0 (data): reusing $fbank and $lang"
+  else
+    logged 0 data ./run.sh --stop-stage 2 "${main_opts[@]}"
+  fi
+  finish_stage 0 data "$dir/.data-done" "$t0"
+fi
+
+# ------------------------------------------------------------------ 1: the 1-worker baseline
+base=$dir/baseline
+if [ "$quick" = true ]; then
+  if run_stage 1 baseline "$base/.done"; then
+    t0=$(date +%s)
+    logged 1 baseline asr-trainer train --config conf/train.yaml --exp-dir "$base" "${common[@]}" \
+      "data.corpus=$corpus" "${quick_train[@]}" "${extra_train[@]}" progress_bar=false
+    finish_stage 1 baseline "$base/.done" "$t0"
+  fi
+elif run_stage 1 baseline "$dir/.baseline-linked"; then
+  t0=$(date +%s)
+  [ -f "exp/$tag/baseline/.done" ] || logged 1 baseline ./run.sh --stage 3 --stop-stage 3 "${main_opts[@]}"
+  [ -e "$base" ] || ln -s ../baseline "$base"
+  log "stage 1 (baseline): $base -> exp/$tag/baseline"
+  finish_stage 1 baseline "$dir/.baseline-linked" "$t0"
+fi
+
+# ------------------------------------------------------------------ 2: the plan (cheap; always redone)
+plan=$dir/plan.tsv
+if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
+  log "stage 2 (plan): per-worker batches, steps, warm-up and BMUF blocks -> $plan"
+  plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config "$base/train.yaml" --workers "$workers"
+             --min-batches "$min_batches" --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block"
+             --group-size "$group_size")
+  [ "$scale_warmup" = true ] || plan_opts+=(--no-scale-warmup)
+  python recipes/scaling/local/plan.py "${plan_opts[@]}" > "$plan.tmp" 2> >(tee -a "$log_dir/stage2-plan.log" >&2)
+  mv "$plan.tmp" "$plan"
+fi
+
+# sync_opts STRATEGY BLOCK: the --sync options of one run
+sync_opts() {
+  local density=()
+  case $1 in
+    gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
+         echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" ;;
+    bmuf) echo --sync bmuf "sync.block_size=$2" ;;
+    hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
+            echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$2" "sync.gtc.tau=$gtc_tau" \
+              "${density[@]}" ;;
+    allreduce) echo --sync allreduce ;;
+    *) echo "$0: unknown strategy $1 (gtc bmuf hybrid allreduce)" >&2; return 1 ;;
+  esac
+}
+
+# estimate DONE_SECONDS DONE_RUNS LEFT_RUNS: the time left, extrapolated from the runs measured so far
+estimate() {
+  local secs=$1 done=$2 left=$3
+  [ "$done" -gt 0 ] || return 0
+  log "measured $((secs / done)) s per run (mean of $done); estimate for the $left runs left:" \
+      "$((secs / done * left / 60)) min (plus about 1 min of decoding per run)"
+}
+
+cells() {  # every "strategy N max_duration steps warmup block" of the plan
+  local s n d steps warmup block
+  [ -f "$plan" ] || { log "no $plan: run stage 2"; exit 1; }
+  for s in $strategies; do
+    while IFS=$'\t' read -r n d steps warmup block; do
+      echo "$s $n $d $steps $warmup $block"
+    done < "$plan"
+  done
+}
+
+# ------------------------------------------------------------------ 3: simulated runs
+if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
+  mapfile -t todo < <(cells)
+  measured=0; runs=0; left=0
+  for cell in "${todo[@]}"; do read -r s n _ <<< "$cell"; [ -f "$dir/$s-w$n/.done" ] || left=$((left + 1)); done
+  for cell in "${todo[@]}"; do
+    read -r s n d steps warmup block <<< "$cell"
+    run_dir=$dir/$s-w$n
+    run_stage 3 train "$run_dir/.done" || continue
+    t0=$(date +%s)
+    log "stage 3 (train): $s at $n simulated workers: $d s/batch/worker, ~$steps steps/epoch, warm-up $warmup"
+    # shellcheck disable=SC2046
+    logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
+      --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
+      "data.max_duration=$d" "optim.warmup_steps=$warmup" checkpoint.keep_last=2 log_every=1 \
+      progress_bar=false "${extra_train[@]}"
+    [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
+    finish_stage 3 train "$run_dir/.done" "$t0"
+    left=$((left - 1))
+    measured=$((measured + $(date +%s) - t0)); runs=$((runs + 1))
+    echo -e "$s-w$n\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+    estimate "$measured" "$runs" "$left"
+  done
+fi
+
+# ------------------------------------------------------------------ 4: HLG decoding
+if [ 4 -ge "$stage" ] && [ 4 -le "$stop_stage" ]; then
+  names=(baseline)
+  while read -r s n _; do names+=("$s-w$n"); done < <(cells)
+  for name in "${names[@]}"; do
+    run_stage 4 decode "$dir/$name/.decoded-hlg" || continue
+    [ -f "$dir/$name/.done" ] || { log "stage 4 (decode): $dir/$name is not trained (stage 3)"; exit 1; }
+    t0=$(date +%s)
+    if [ -z "$decode_opts" ] && [ -f "$dir/$name/recogs-test-hlg.txt" ]; then
+      log "stage 4 (decode): $name was HLG-decoded with the default settings already (by ./run.sh); reusing it"
+    else logged 4 decode asr-trainer decode --exp-dir "$dir/$name" --method hlg "${common[@]}" "corpus=$corpus" \
+      "${extra_decode[@]}"; fi
+    grep -h . "$dir/$name/wer-summary-test-hlg.txt" | tee -a "$log_dir/stage4-decode.log"
+    finish_stage 4 decode "$dir/$name/.decoded-hlg" "$t0"
+  done
+fi
+
+# ------------------------------------------------------------------ 5: report
+if [ 5 -ge "$stage" ] && [ 5 -le "$stop_stage" ]; then
+  log "stage 5 (report): writing $dir/report"
+  logged 5 report asr-trainer report --exp-root "$dir" --baseline baseline --set test --method hlg \
+    --out-dir "$dir/report"
+fi
+
+log "scaling study finished stages $stage..$stop_stage"

@@ -1,0 +1,179 @@
+"""The scaling-study recipe (recipes/scaling/): its plan, its per-strategy TensorBoard scalars, and
+the quick variant end to end in a temporary copy of the recipe (never the user's data/ or exp/)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr_trainer.config import load_config
+from asr_trainer.errors import UserError
+from asr_trainer.models import ModelConfig
+from asr_trainer.sync import SimCommunicator, load_sync_config
+from asr_trainer.train.config import TrainConfig
+from asr_trainer.train.fit import load_cuts
+from asr_trainer.train.fit_sync import fit_sync
+from asr_trainer.train.synthetic import ALPHABET, char_encode, make_tone_cuts
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "scaling" / "run.sh"
+QUICK_TAG = "synth_quick"
+
+
+def _plan_module():
+    spec = importlib.util.spec_from_file_location("scaling_plan", ROOT / "recipes/scaling/local/plan.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+plan = _plan_module()
+
+
+# ---------------------------------------------------------------- the plan
+def test_worker_duration_caps_the_batch_so_every_worker_gets_min_batches():
+    # 8688 s of audio, 128 workers, >= 8 batches each: at most 8.4 s per batch (never below the longest cut)
+    assert plan.worker_duration(60.0, 8688.0, 5.7, 128, 8) == 8.4
+    assert plan.worker_duration(60.0, 8688.0, 5.7, 4, 8) == 60.0  # the cap does not bind
+    assert plan.worker_duration(60.0, 100.0, 5.7, 128, 8) == 5.7  # the longest cut wins
+
+
+def test_plan_rejects_group_sizes_that_do_not_divide_and_single_workers():
+    with pytest.raises(UserError, match="does not divide worker counts \\[12\\]"):
+        plan.check_workers([8, 12], 8)
+    with pytest.raises(UserError, match=">= 2"):
+        plan.check_workers([1, 8], 1)
+    with pytest.raises(ValueError, match="min_batches"):
+        plan.PlanConfig(min_batches=0)
+
+
+@pytest.fixture(scope="module")
+def tone_cuts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scaling_tones")
+    for split, n, seed in (("train", 32, 1), ("dev", 4, 2)):
+        make_tone_cuts(d / split, n, seed=seed).to_file(d / f"synth_cuts_{split}.jsonl.gz")
+    return d
+
+
+def test_plan_counts_steps_scales_warmup_and_block(tone_cuts):
+    cfg = load_config(TrainConfig, None, ["data.max_duration=4.0", "optim.warmup_steps=20", "num_epochs=3"])
+    cuts = load_cuts(tone_cuts, "synth", "train")
+    cells = plan.plan(cfg, cuts, [2, 4], plan.PlanConfig(min_batches=3, bmuf_syncs=2, group_size=2))
+    base_steps = plan.steps_per_epoch(cuts, cfg.data, 1, cfg.seed)
+    total = sum(c.duration for c in cuts)
+    for cell in cells:
+        assert cell.max_duration <= max(4.0, max(c.duration for c in cuts))
+        assert cell.max_duration <= total / (cell.workers * 3) + 0.1 or cell.max_duration == 4.0
+        assert cell.steps >= 3  # every worker gets at least min_batches batches
+        assert cell.warmup == max(1, round(20 * cell.steps / base_steps))
+        assert cell.block == math.ceil(cell.steps / 2)
+    assert cells[0].steps * 2 >= cells[1].steps  # more workers: no more steps per epoch
+
+
+# ---------------------------------------------------------------- TensorBoard scalars per strategy
+MODEL = ["kind=tdnn_lstm", "tdnn_lstm.conv_dim=16", "tdnn_lstm.lstm_dim=16", "tdnn_lstm.num_lstm_layers=1",
+         "tdnn_lstm.num_conv_layers=2"]
+TRAIN = ["data.max_duration=2.0", "optim.warmup_steps=2", "progress_bar=false", "log_every=1", "num_epochs=1",
+         "num_threads=1"]
+TB_CASES = {
+    "gtc": ["tau=0.001"],
+    "bmuf": ["block_size=2"],
+    "hybrid": ["group_size=2", "gtc.tau=0.001", "bmuf.block_size=2"],
+}
+STEP_TAGS = ("train/sync/step/bytes_sent", "train/sync/step/bytes_received", "train/sync/bytes_sent_per_worker_per_step")
+DENSITY_TAG = "train/sync/step/gtc_density"
+NORM_TAG = "train/sync/block_momentum_norm"
+
+
+def _scalars(exp_dir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(exp_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("name", list(TB_CASES))
+def test_tensorboard_has_per_step_sync_scalars(tone_cuts, tmp_path, name):
+    import torch
+
+    cfg = load_config(TrainConfig, None, TRAIN)
+    sync_cfg = load_sync_config(ROOT / f"conf/sync/{name}.yaml", TB_CASES[name])
+    threads = torch.get_num_threads()
+    try:
+        summary = fit_sync(cfg, load_config(ModelConfig, None, MODEL), sync_cfg, SimCommunicator(4), tmp_path,
+                           char_encode, len(ALPHABET) + 2, load_cuts(tone_cuts, "synth", "train"),
+                           load_cuts(tone_cuts, "synth", "dev"))
+    finally:
+        torch.set_num_threads(threads)
+    steps = sum(row["steps"] for row in summary["epochs"])
+    scalars = _scalars(tmp_path)
+    for tag in STEP_TAGS:
+        assert len(scalars[tag]) == steps, (tag, sorted(scalars))  # one value per step (log_every=1)
+        assert all(math.isfinite(v) and v >= 0 for v in scalars[tag]) and max(scalars[tag]) > 0, tag
+    if name in ("gtc", "hybrid"):
+        assert len(scalars[DENSITY_TAG]) == steps
+        assert all(0 <= v <= 1 for v in scalars[DENSITY_TAG])
+    else:
+        assert DENSITY_TAG not in scalars
+    if name in ("bmuf", "hybrid"):  # ||Delta|| exists from the first block sync on
+        norms = scalars[NORM_TAG]  # Delta is zero until the first block sync
+        assert norms and all(math.isfinite(v) and v >= 0 for v in norms) and max(norms) > 0, norms
+        assert max(scalars["train/sync/step/block_sync"]) == 1.0
+    else:
+        assert NORM_TAG not in scalars
+    if name == "bmuf":  # BMUF sends only at block syncs
+        sent = [b > 0 for b in scalars["train/sync/step/bytes_sent"]]
+        assert sent == [s == 1.0 for s in scalars["train/sync/step/block_sync"]]
+
+
+# ---------------------------------------------------------------- the quick study end to end
+def _recipe_copy(dest: Path) -> Path:
+    """The recipe files in ``dest`` with the repo's .venv linked; the package itself is the installed one."""
+    for name in ("run.sh", "setup.cfg", "pyproject.toml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("local", "conf", "recipes"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "data", "exp"))
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    src = ROOT / "data" / QUICK_TAG  # built by `./run.sh --profile quick`: copied (read only), else built in dest
+    if (src / "fbank" / ".done").is_file() and (src / "lang_phone" / ".done").is_file():
+        for sub in ("fbank", "lang_phone"):
+            shutil.copytree(src / sub, dest / "data" / QUICK_TAG / sub)
+    return dest
+
+
+@pytest.mark.slow
+def test_quick_scaling_study_end_to_end(tmp_path):
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("the recipe bootstraps .venv; none at the repository root")
+    work = _recipe_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--quick", "true", "--tag", QUICK_TAG,
+                           "--train-opts", "data.max_train_cuts=96"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = work / "exp" / QUICK_TAG / "scaling_quick"
+    with open(study / "report" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    got = {(r["strategy"], int(r["workers"])) for r in rows}
+    assert got == {("none", 1)} | {(s, n) for s in ("gtc", "bmuf", "hybrid") for n in (4, 8)}, got
+    for r in rows:
+        wer, low, rel, high = (float(r[k]) for k in ("test_wer", "ci95_low_pct", "rel_wer_increase_pct",
+                                                     "ci95_high_pct"))
+        assert all(math.isfinite(v) for v in (wer, low, rel, high)), r
+        assert 0 < wer and low <= rel <= high, r
+        assert int(r["group_size"]) == {"none": 1, "gtc": int(r["workers"]), "bmuf": 1, "hybrid": 2}[r["strategy"]]
+        if r["strategy"] != "none":
+            assert float(r["bytes_per_step"]) > 0, r
+    assert "estimate for the" in proc.stderr  # the measured time per run, extrapolated
+    assert not list(study.glob("*/strategy-*.pt"))  # resume-only state removed after each finished run
+    assert (study / "plan.tsv").read_text().count("\n") == 2
