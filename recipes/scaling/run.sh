@@ -28,8 +28,9 @@ group_size=8           # hybrid: GTC inside groups of this many workers (8 GPUs 
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
-gtc_tau=0.001          # GTC threshold (gradient units): the start value ...
+gtc_tau=0.003          # GTC threshold (units of the local update, conf/sync/gtc.yaml): the start value ...
 gtc_density=0.01       # ... adapted per worker to this target density; empty: tau stays fixed
+bmuf_nesterov=false    # BMUF restart: classic (from W_g). Nesterov with Adam locally diverged (see ../../run.sh)
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
@@ -148,9 +149,10 @@ sync_opts() {
   case $1 in
     gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
          echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" ;;
-    bmuf) echo --sync bmuf "sync.block_size=$2" ;;
+    bmuf) echo --sync bmuf "sync.block_size=$2" "sync.nesterov=$bmuf_nesterov" ;;
     hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
             echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$2" "sync.gtc.tau=$gtc_tau" \
+              "sync.bmuf.nesterov=$bmuf_nesterov" \
               "${density[@]}" ;;
     allreduce) echo --sync allreduce ;;
     *) echo "$0: unknown strategy $1 (gtc bmuf hybrid allreduce)" >&2; return 1 ;;
