@@ -3,6 +3,11 @@
     asr-trainer train --exp-dir exp/b ...                                      # baseline (1 worker)
     asr-trainer train --exp-dir exp/g ... --sync gtc --simulate-workers 16 sync.tau=0.002
     torchrun --nproc-per-node 4 -m asr_trainer.bin.main train ... --sync hybrid sync.group_size=2
+    asr-trainer train --exp-dir exp/g ... --sync gtc --simulate-workers 16 --resume   # after a crash
+
+A synchronised run continues an existing exp dir only with ``--resume``, or when
+torchrun restarted the workers after a failure (``--max-restarts``); the
+baseline always continues from its latest checkpoint.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact-reduction", action="store_true",
                         help="under torchrun: all-reduce by gathering and summing in rank order, bit-identical "
                              "to --simulate-workers (costs (N-1)x the tensor on the wire)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest complete checkpoint in --exp-dir, exactly where it stopped "
+                             "(implied under a torchrun restart; the baseline always resumes)")
     parser.add_argument("overrides", nargs="*",
                         help="key=value settings; model.<key>=value for the model, sync.<key>=value for the strategy")
 
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> None:
         fit(cfg, model_cfg, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts, valid_cuts)
         return
     from asr_trainer.train.distributed import communicator
+    from asr_trainer.train.fault import is_restart
     from asr_trainer.train.fit_sync import fit_sync
 
     with communicator(cfg.device, args.simulate_workers, exact_order=args.exact_reduction) as comm:
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
         write_settings(args.exp_dir, "log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt",
                        cfg, model_cfg, sync_cfg if rank == 0 else None)
         fit_sync(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs,
-                 train_cuts, valid_cuts)
+                 train_cuts, valid_cuts, resume=args.resume or is_restart())
 
 
 def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):

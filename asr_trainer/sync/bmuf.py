@@ -40,6 +40,16 @@ class Bmuf:
             self.w_g = flat.params(reps[0].model)
             self.delta = torch.zeros_like(self.w_g)
 
+    def state_dict(self) -> dict:
+        """``W_g``, ``Delta`` (None where not held here or before :meth:`start`) and ``eta``."""
+        return {"w_g": self.w_g, "delta": self.delta, "eta": self.eta}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict` (tensors are copied)."""
+        self.w_g = None if state["w_g"] is None else state["w_g"].clone()
+        self.delta = None if state["delta"] is None else state["delta"].clone()
+        self.eta = state["eta"]
+
     def sync(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
         """The block update among representatives, then broadcast inside each group."""
         comm = ctx.comm

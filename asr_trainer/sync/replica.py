@@ -55,6 +55,21 @@ def sgd_update(replica: ReplicaLike, clip_norm: float | None = None) -> float:
     return apply_update(stepped, math.inf if clip_norm is None else clip_norm)
 
 
+def replica_state(replica: ReplicaLike) -> dict[str, Any]:
+    """``{"model", "optimizer", "scheduler"}`` state dicts of ``replica`` (``scheduler``: None when it has none)."""
+    scheduler = replica.scheduler
+    return {"model": replica.model.state_dict(), "optimizer": replica.optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None}
+
+
+def load_replica_state(replica: ReplicaLike, state: dict[str, Any]) -> None:
+    """Inverse of :func:`replica_state`."""
+    replica.model.load_state_dict(state["model"])
+    replica.optimizer.load_state_dict(state["optimizer"])
+    if state.get("scheduler") is not None:
+        replica.scheduler.load_state_dict(state["scheduler"])
+
+
 def twin_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """A new optimizer of the same class and hyper-parameters over the same parameters, own state."""
     groups = [dict(g) for g in optimizer.param_groups]

@@ -36,7 +36,8 @@ from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
 from asr_trainer.sync.context import GradFn, GroupState, StepContext
 from asr_trainer.sync.intra import DenseSync, GtcSync, LocalSync
-from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, sgd_update
+from asr_trainer.sync.replica import (ReplicaFactory, UpdateFn, load_replica_state, replica_state, sgd_update,
+                                      twin_optimizer)
 from asr_trainer.sync.stats import StepStats, SyncSummary
 
 
@@ -84,6 +85,51 @@ class SyncStrategy:
         if self.bmuf and self.step_count > self.warmup_steps and not self._block_due():
             ctx = StepContext(self.comm, lambda w, m: None, self.apply_update)
             self.bmuf.sync(ctx, self.states)
+
+    def state_dict(self) -> dict:
+        """Everything an exact resume needs of the groups hosted here.
+
+        ``step_count`` (the position within the BMUF block follows from it), per
+        hosted group its ranks, hosted ``members``, ``replica`` (model, optimizer,
+        scheduler), GTC ``gtc_residual`` / ``gtc_tau`` / ``twin_optimizer`` per
+        worker (None / empty when unused), and ``bmuf`` (``W_g``, ``Delta``, ``eta``).
+        """
+        groups = []
+        for gs in self.states:
+            extra = gs.extra
+            groups.append({
+                "ranks": gs.group.ranks,
+                "members": list(gs.members),
+                "replica": replica_state(gs.replica),
+                "gtc_residual": extra.get("residual"),
+                "gtc_tau": extra.get("tau"),
+                "twin_optimizer": {w: o.state_dict() for w, o in extra.get("twin_optimizer", {}).items()},
+            })
+        return {"step_count": self.step_count, "world_size": self.comm.world_size, "hosted": list(self.comm.hosted),
+                "groups": groups, "bmuf": None if self.bmuf is None else self.bmuf.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict`; the same workers must be hosted here (else :class:`UserError`)."""
+        if state["world_size"] != self.comm.world_size or list(state["hosted"]) != list(self.comm.hosted):
+            raise UserError(f"checkpoint of workers {state['hosted']} of {state['world_size']} cannot resume "
+                            f"workers {list(self.comm.hosted)} of {self.comm.world_size}: use the same number")
+        for gs, saved in zip(self.states, state["groups"], strict=True):
+            if tuple(saved["ranks"]) != gs.group.ranks:
+                raise UserError(f"checkpoint group {saved['ranks']} != {gs.group.ranks}: another sync setting?")
+            load_replica_state(gs.replica, saved["replica"])
+            gs.extra.clear()
+            if saved["gtc_residual"] is not None:
+                gs.extra["residual"] = {w: r.clone() for w, r in saved["gtc_residual"].items()}
+            if saved["gtc_tau"] is not None:
+                gs.extra["tau"] = dict(saved["gtc_tau"])
+            for w, opt_state in saved["twin_optimizer"].items():
+                twin = gs.extra.setdefault("twin_optimizer", {})[w] = twin_optimizer(gs.replica.optimizer)
+                twin.load_state_dict(opt_state)
+        if (self.bmuf is None) != (state["bmuf"] is None):
+            raise UserError("checkpoint and sync setting disagree on BMUF: another --sync?")
+        if self.bmuf is not None:
+            self.bmuf.load_state_dict(state["bmuf"])
+        self.step_count = state["step_count"]
 
     def _block_due(self) -> bool:
         past = self.step_count - self.warmup_steps

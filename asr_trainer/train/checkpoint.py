@@ -4,10 +4,19 @@ A checkpoint is a ``torch.save``d dict with keys ``replica`` (model,
 optimizer, scheduler state), ``sampler`` (lhotse sampler state), ``rng``
 (python/numpy/torch/cuda), ``epoch``, ``step``, ``model_config``,
 ``num_outputs`` and ``meta`` (free-form).
+
+Crash safety: every file is written to a temporary file in the same directory,
+fsynced, then ``os.replace``d over its name (and the directory fsynced), so a
+process killed mid-write leaves the previous file intact. A checkpoint may span
+several files (a synchronised run: one strategy file per rank plus the model);
+it counts only once :func:`mark_complete` has (atomically) pointed ``latest.json``
+at it, which the trainer does after every rank has written its part. Resuming
+(:func:`latest_complete`, :func:`load_latest`) starts from that pointer.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -34,6 +43,13 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def seed_all(seed: int) -> None:
+    """Seed python ``random``, numpy and torch (and CUDA): a run is then reproducible from ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def restore_rng(state: dict[str, Any]) -> None:
     """Inverse of :func:`rng_state`."""
     random.setstate(state["python"])
@@ -43,12 +59,93 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+LATEST = "latest.json"
+TMP_SUFFIX = ".tmp"
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically (tmp file + rename) so a crash never leaves half a checkpoint."""
+    """Write ``state`` atomically (same-directory tmp file, fsync, rename) so a crash never leaves half a file."""
+    _write_atomic(Path(path), lambda f: torch.save(state, f))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(binary file)`` into ``<path>.<pid>.tmp``, fsync it, rename it over ``path``, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def mark_complete(exp_dir: Path, files: Sequence[str], epoch: int, step: int, mid_epoch: bool) -> None:
+    """Point ``latest.json`` (atomically) at a fully written checkpoint: its ``files`` (names in ``exp_dir``)."""
+    entry = {"files": list(files), "epoch": epoch, "step": step, "mid_epoch": mid_epoch}
+    _write_atomic(Path(exp_dir) / LATEST, lambda f: f.write((json.dumps(entry, indent=2) + "\n").encode()))
+
+
+def latest_complete(exp_dir: Path) -> dict[str, Any] | None:
+    """The entry of :func:`mark_complete` when all its files exist, else None (also for a corrupt pointer)."""
+    path = Path(exp_dir) / LATEST
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        files = [Path(exp_dir) / name for name in entry["files"]]
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable %s", path)
+        return None
+    missing = [p.name for p in files if not p.is_file()]
+    if missing:
+        log.warning("%s names missing files %s; ignoring it", path, missing)
+        return None
+    return entry
+
+
+def load_latest(exp_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete, readable single-file checkpoint of ``exp_dir`` and its state, or None.
+
+    ``latest.json``'s first file when it can be read; otherwise (older runs, a
+    damaged file) the newest readable ``epoch-N.pt`` / ``checkpoint-<step>.pt``.
+    """
+    entry = latest_complete(exp_dir)
+    candidates = [Path(exp_dir) / entry["files"][0]] if entry else []
+    candidates += sorted(list_checkpoints(exp_dir, EPOCH_RE) + list_checkpoints(exp_dir, STEP_RE),
+                         key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path)
+        except UserError as e:
+            log.warning("skipping unreadable checkpoint: %s", e)
+    return None
+
+
+def remove_partial_files(exp_dir: Path) -> list[Path]:
+    """Delete temporary files left by writers that were killed mid-write; return them."""
+    leftovers = list(Path(exp_dir).glob(f"*{TMP_SUFFIX}"))
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    return leftovers
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -77,7 +174,10 @@ def prune_checkpoints(exp_dir: Path, keep_last: int, pattern: re.Pattern) -> lis
 
 
 def latest_checkpoint(exp_dir: Path) -> Path | None:
-    """The most recent checkpoint (epoch or step) by modification time, or None."""
+    """The most recent checkpoint (epoch or step): ``latest.json``'s, else the newest by modification time."""
+    entry = latest_complete(exp_dir)
+    if entry is not None:
+        return Path(exp_dir) / entry["files"][0]
     paths = list_checkpoints(exp_dir, EPOCH_RE) + list_checkpoints(exp_dir, STEP_RE)
     return max(paths, key=lambda p: p.stat().st_mtime_ns) if paths else None
 

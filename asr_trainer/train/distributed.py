@@ -21,6 +21,7 @@ import torch
 from asr_trainer.errors import UserError
 from asr_trainer.sync import Communicator, DistCommunicator, HybridConfig, SimCommunicator, SyncConfig
 from asr_trainer.sync.strategy import hybrid_groups
+from asr_trainer.train.fault import restart_count
 
 TORCHRUN_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")
 
@@ -61,6 +62,20 @@ def check_sync_config(cfg: SyncConfig, world_size: int) -> None:
         hybrid_groups(world_size, cfg.group_size)
 
 
+def attempt_store(timeout: datetime.timedelta):
+    """torchrun's rendezvous store, with keys private to this attempt (``TORCHELASTIC_RESTART_COUNT``).
+
+    After a torchrun restart the agent's store still holds the previous attempt's
+    process-group keys (a dead rank 0's address); without a per-attempt prefix a
+    restarted worker may read those and fail to connect, or hang.
+    """
+    import torch.distributed as dist
+    from torch.distributed.rendezvous import rendezvous
+
+    store, _, _ = next(rendezvous("env://", timeout=timeout))
+    return dist.PrefixStore(f"attempt{restart_count()}/", store)
+
+
 @contextmanager
 def communicator(device: str, simulate_workers: int | None, timeout_s: float = 1800.0,
                  exact_order: bool = False) -> Iterator[Communicator]:
@@ -79,7 +94,9 @@ def communicator(device: str, simulate_workers: int | None, timeout_s: float = 1
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(launch.local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    dist.init_process_group("nccl" if cuda else "gloo", store=attempt_store(timeout), rank=launch.rank,
+                            world_size=launch.world_size, timeout=timeout)
     try:
         yield DistCommunicator(f"cuda:{launch.local_rank}" if cuda else "cpu", exact_order)
     finally:

@@ -6,6 +6,7 @@ strategies compose the same pieces differently.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -20,6 +21,7 @@ from asr_trainer.data.manifests import manifest_path
 from asr_trainer.errors import UserError
 from asr_trainer.models import CtcModel, ModelConfig, num_parameters
 from asr_trainer.train import checkpoint as ckpt
+from asr_trainer.train import fault
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.dataset import Encode, filter_ctc_feasible
 from asr_trainer.train.loop import EpochResult, default_step, train_epoch, validate
@@ -57,26 +59,50 @@ def prepare_cuts(cfg: TrainConfig, model: CtcModel, encode: Encode, train_cuts: 
 
 @dataclass
 class Position:
-    """Where training stands: the epoch being (or to be) trained and optimizer steps done."""
+    """Where training stands: the epoch being (or to be) trained and optimizer steps done.
+
+    ``rng``: RNG states to restore right before the next batch is drawn (a
+    mid-epoch resume: the data loader's iterator draws a seed when it is
+    created, which the uninterrupted run did before the checkpoint).
+    """
 
     epoch: int = 1
     step: int = 0
     mid_epoch: bool = False
+    rng: dict | None = None
 
 
 def resume(exp_dir: Path, replica: Replica, sampler: CutSampler) -> Position:
-    """Restore the latest checkpoint in ``exp_dir`` into ``replica``/``sampler``/RNGs, if any."""
-    path = ckpt.latest_checkpoint(exp_dir)
-    if path is None:
+    """Restore the latest complete checkpoint in ``exp_dir`` into ``replica``/``sampler``/RNGs, if any."""
+    ckpt.remove_partial_files(exp_dir)
+    found = ckpt.load_latest(exp_dir)
+    if found is None:
         return Position()
-    state = ckpt.load_checkpoint(path)
+    path, state = found
     replica.load_state_dict(state["replica"])
-    ckpt.restore_rng(state["rng"])
     mid_epoch = bool(ckpt.STEP_RE.match(path.name))
     if mid_epoch:
-        sampler.load_state_dict(state["sampler"])
+        sampler.load_state_dict(copy.deepcopy(state["sampler"]))  # lhotse consumes the dict it is given
+    else:
+        ckpt.restore_rng(state["rng"])
     log.info("resuming from %s (epoch %d, step %d)", path.name, state["epoch"], state["step"])
-    return Position(epoch=state["epoch"] + (0 if mid_epoch else 1), step=state["step"], mid_epoch=mid_epoch)
+    return Position(epoch=state["epoch"] + (0 if mid_epoch else 1), step=state["step"], mid_epoch=mid_epoch,
+                    rng=state["rng"] if mid_epoch else None)
+
+
+def save_complete(exp_dir: Path, name: str, state: dict, keep_last: int, pattern) -> None:
+    """Write checkpoint ``name``, point ``latest.json`` at it, then prune older ones of its kind (in that order)."""
+    ckpt.save_checkpoint(exp_dir / name, state)
+    ckpt.mark_complete(exp_dir, [name], state["epoch"], state["step"], bool(ckpt.STEP_RE.match(name)))
+    ckpt.prune_checkpoints(exp_dir, keep_last, pattern)
+
+
+def batches_from(loader, rng: dict | None):
+    """Iterate ``loader``; ``rng`` (if given) is restored after its iterator exists, before the first batch."""
+    it = iter(loader)
+    if rng is not None:
+        ckpt.restore_rng(rng)
+    return it
 
 
 def checkpoint_state(replica: Replica, sampler: CutSampler, pos: Position, model_cfg: ModelConfig, extra: dict) -> dict:
@@ -102,7 +128,7 @@ def fit(cfg: TrainConfig, model_cfg: ModelConfig, exp_dir: Path, encode: Encode,
     exp_dir = Path(exp_dir)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
+    ckpt.seed_all(cfg.seed)  # SpecAugment draws from python's random, dropout from torch
     device = torch.device(cfg.device)
     replica = build_replica(model_cfg, cfg, num_outputs, device)
     log.info("model %s: %d parameters, %d outputs", model_cfg.kind, num_parameters(replica.model), num_outputs)
@@ -137,11 +163,11 @@ def run_epoch(cfg: TrainConfig, model_cfg: ModelConfig, exp_dir: Path, replica: 
             metrics.scalars(step, {"loss": stats.loss_per_frame, "lr": replica.scheduler.get_last_lr()[0],
                                    "grad_norm": norm})
         if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0:
-            ckpt.save_checkpoint(exp_dir / f"checkpoint-{step}.pt",
-                                 checkpoint_state(replica, sampler, pos, model_cfg, meta))
-            ckpt.prune_checkpoints(exp_dir, cfg.checkpoint.keep_last, ckpt.STEP_RE)
+            save_complete(exp_dir, f"checkpoint-{step}.pt", checkpoint_state(replica, sampler, pos, model_cfg, meta),
+                          cfg.checkpoint.keep_last, ckpt.STEP_RE)
+        fault.maybe_fail(step, (0,))
 
-    result = train_epoch(replica, loader, step_fn, cfg.max_skip_fraction, on_step, pos.step,
+    result = train_epoch(replica, batches_from(loader, pos.rng), step_fn, cfg.max_skip_fraction, on_step, pos.step,
                          cfg.progress_bar, desc=f"epoch {pos.epoch}")
     valid = validate(replica.model, make_loader(make_valid_sampler(valid_cuts, cfg.data), encode, cfg.data, False),
                      cfg.device, cfg.bf16)
@@ -151,8 +177,8 @@ def run_epoch(cfg: TrainConfig, model_cfg: ModelConfig, exp_dir: Path, replica: 
     metrics.scalars(pos.step, {"loss": row["valid_loss"]}, prefix="valid")
     log.info("epoch %d: train loss %.4f, valid loss %.4f, %d steps (%d skipped), %.0fx real time",
              pos.epoch, row["train_loss"], row["valid_loss"], result.steps, result.skipped, result.real_time_factor)
-    ckpt.save_checkpoint(exp_dir / f"epoch-{pos.epoch}.pt", checkpoint_state(replica, sampler, pos, model_cfg, meta))
-    ckpt.prune_checkpoints(exp_dir, cfg.checkpoint.keep_last, ckpt.EPOCH_RE)
+    save_complete(exp_dir, f"epoch-{pos.epoch}.pt", checkpoint_state(replica, sampler, pos, model_cfg, meta),
+                  cfg.checkpoint.keep_last, ckpt.EPOCH_RE)
     return row
 
 

@@ -21,10 +21,20 @@ BMUF / hybrid), writes TensorBoard scalars and ``epoch-N.pt`` in the baseline's
 format (``asr-trainer decode`` and averaging work unchanged); every process
 writes its strategy state (:mod:`asr_trainer.train.sync_state`). At the end:
 ``sync_stats.json`` (means over all workers) and ``train-summary.json``.
+
+Checkpoints and resume: at every epoch end, and every ``checkpoint.every_steps``
+global steps, each process writes its strategy state (replicas, GTC residuals,
+BMUF ``W_g``/``Delta``, step count, its workers' sampler positions and RNGs),
+all meet (barrier), the lead writes the model file (``epoch-N.pt`` /
+``checkpoint-<step>.pt``) and points ``latest.json`` at the complete set, all
+meet again, then old files are pruned. ``resume=True`` (``--resume``, implied by
+a torchrun restart) continues from ``latest.json`` exactly as if the run had not
+stopped; without it an exp dir that already has checkpoints is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -41,6 +51,7 @@ from asr_trainer.models import ModelConfig, num_parameters
 from asr_trainer.sync import Communicator, SyncConfig, SyncStrategy, build_strategy, flat
 from asr_trainer.sync.comm import local_sum
 from asr_trainer.train import checkpoint as ckpt
+from asr_trainer.train import fault
 from asr_trainer.train import sync_state
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.dataset import Encode
@@ -72,6 +83,7 @@ class SyncRun:
     summary: dict = field(default_factory=dict)
     step: int = 0
     closed_at: int | None = None
+    partial: EpochResult | None = None  # totals of the epoch a mid-epoch checkpoint was resumed in
 
     @property
     def lead(self) -> bool:
@@ -85,12 +97,17 @@ class SyncRun:
 
 
 def fit_sync(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, comm: Communicator, exp_dir: Path,
-             encode: Encode, num_outputs: int, train_cuts: CutSet, valid_cuts: CutSet) -> dict:
-    """Train ``cfg.num_epochs`` epochs of ``comm``'s workers under ``sync_cfg``; returns ``train-summary.json``'s dict."""
-    run = start_run(cfg, model_cfg, sync_cfg, comm, Path(exp_dir), encode, num_outputs, train_cuts, valid_cuts)
+             encode: Encode, num_outputs: int, train_cuts: CutSet, valid_cuts: CutSet, resume: bool = False) -> dict:
+    """Train ``cfg.num_epochs`` epochs of ``comm``'s workers under ``sync_cfg``; returns ``train-summary.json``'s dict.
+
+    ``resume``: continue from the latest complete checkpoint of ``exp_dir`` (a fresh start when there is none).
+    """
+    run = start_run(cfg, model_cfg, sync_cfg, comm, Path(exp_dir), encode, num_outputs, train_cuts, valid_cuts,
+                    resume)
+    first = restore_run(run) if resume else Position()
     try:
-        for epoch in range(1, cfg.num_epochs + 1):
-            run.summary["epochs"].append(sync_epoch(run, epoch))
+        for epoch in range(first.epoch, cfg.num_epochs + 1):
+            run.summary["epochs"].append(sync_epoch(run, epoch, restored=first.mid_epoch and epoch == first.epoch))
     finally:
         run.metrics.close()
         if run.lead:
@@ -102,11 +119,11 @@ def fit_sync(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, com
 
 
 def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, comm: Communicator, exp_dir: Path,
-              encode: Encode, num_outputs: int, train_cuts: CutSet, valid_cuts: CutSet) -> SyncRun:
+              encode: Encode, num_outputs: int, train_cuts: CutSet, valid_cuts: CutSet, resume: bool = False) -> SyncRun:
     """Build the strategy (misconfiguration fails here, before any step), the workers' data and RNGs."""
-    if any_worker(comm, 0 in comm.hosted and bool(ckpt.list_checkpoints(exp_dir))):
-        raise UserError(f"{exp_dir} already has epoch-N.pt checkpoints; resuming a synchronised run is not "
-                        "supported yet: use a new --exp-dir")
+    if not resume and any_worker(comm, 0 in comm.hosted and has_checkpoints(exp_dir)):
+        raise UserError(f"{exp_dir} already has checkpoints of a run: pass --resume to continue it, "
+                        "or use a new --exp-dir")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)  # the same initial model in every process; rank 0's is broadcast anyway
@@ -126,6 +143,36 @@ def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
                "removed_valid_cuts": valid_removed, "epochs": []}
     return SyncRun(cfg, model_cfg, exp_dir, comm, strategy, data, rng, encode, valid_cuts,
                    Metrics(exp_dir, enabled=0 in comm.hosted), summary)
+
+
+def has_checkpoints(exp_dir: Path) -> bool:
+    """True when ``exp_dir`` holds model checkpoints or a ``latest.json`` of an earlier run."""
+    return (bool(ckpt.list_checkpoints(exp_dir, ckpt.EPOCH_RE) or ckpt.list_checkpoints(exp_dir, ckpt.STEP_RE))
+            or (Path(exp_dir) / ckpt.LATEST).is_file())
+
+
+def restore_run(run: SyncRun) -> Position:
+    """Load this process's part of the latest complete checkpoint; where training goes on from."""
+    if run.lead:
+        ckpt.remove_partial_files(run.exp_dir)
+    entry = ckpt.latest_complete(run.exp_dir)
+    step = -1 if entry is None else entry["step"]
+    agreed = run.comm.all_reduce_mean(run.comm.world, torch.tensor([float(step) * len(run.comm.hosted)],
+                                                                    dtype=torch.float64))
+    if float(agreed[0]) != step:
+        raise UserError(f"the processes see different latest checkpoints in {run.exp_dir} (is it shared?)")
+    if entry is None:
+        log.info("no complete checkpoint in %s: starting from scratch", run.exp_dir)
+        return Position()
+    mid_epoch = entry["mid_epoch"]
+    path = sync_state.strategy_path(run.exp_dir, f"step{step}" if mid_epoch else entry["epoch"], run.file_rank)
+    state = ckpt.load_checkpoint(path)
+    sync_state.load_strategy_state(run.strategy, run.data, state, mid_epoch)
+    run.step, run.closed_at = state["step"], state["trainer"]["closed_at"]
+    partial = state["trainer"]["partial"]
+    run.partial = EpochResult(BatchStats(**partial["stats"]), partial["steps"], partial["skipped"]) if mid_epoch else None
+    log.info("resuming from %s (epoch %d, global step %d)", entry["files"][0], entry["epoch"], step)
+    return Position(entry["epoch"] + (0 if mid_epoch else 1), step, mid_epoch)
 
 
 def make_grad_fn(run: SyncRun):
@@ -152,12 +199,16 @@ def make_grad_fn(run: SyncRun):
     return grad_fn
 
 
-def sync_epoch(run: SyncRun, epoch: int) -> dict:
-    """Train one epoch on every hosted worker, close the block, validate and save; the summary row."""
-    run.data.start_epoch(epoch)
+def sync_epoch(run: SyncRun, epoch: int, restored: bool = False) -> dict:
+    """Train one epoch on every hosted worker, close the block, validate and save; the summary row.
+
+    ``restored``: the epoch goes on from a mid-epoch checkpoint (samplers already positioned).
+    """
+    run.data.start_epoch(epoch, restored)
     grad_fn = make_grad_fn(run)
-    local = EpochResult()
+    local = run.partial if restored and run.partial is not None else EpochResult()
     start = time.perf_counter()
+    every = run.cfg.checkpoint.every_steps
     while not any_worker(run.comm, not run.data.prefetch()):  # someone ran out: all stop
         stats = run.strategy.step(grad_fn)
         run.step += 1
@@ -169,14 +220,52 @@ def sync_epoch(run: SyncRun, epoch: int) -> dict:
                 local.skipped += 1
         if run.step % run.cfg.log_every == 0:
             log_step(run, stats.worker_stats)
+        if every and run.step % every == 0:
+            save_sync_checkpoint(run, epoch, local, None)
+        fault.maybe_fail(run.step, run.comm.hosted)
     run.closed_at = sync_state.close_block(run.strategy, run.closed_at)
     local.seconds = time.perf_counter() - start
     result = world_epoch_result(run.comm, local)
     check_skips(EpochResult(steps=result.steps * run.comm.world_size, skipped=result.skipped), run.cfg.max_skip_fraction)
-    row = end_epoch(run, epoch, result)
-    sync_state.save_strategy_state(run.exp_dir, sync_state.strategy_state(run.strategy, run.data, epoch, run.step),
-                                   run.file_rank, run.cfg.checkpoint.keep_last)
+    row, model = end_epoch(run, epoch, result)
+    save_sync_checkpoint(run, epoch, None, model)
     return row
+
+
+def save_sync_checkpoint(run: SyncRun, epoch: int, partial: EpochResult | None,
+                         model: torch.nn.Module | None) -> None:
+    """Write a complete checkpoint of every process (see module doc); collective.
+
+    ``partial``: the running epoch's totals for a mid-epoch checkpoint (``checkpoint-<step>.pt``);
+    None at the epoch end (``epoch-N.pt`` of ``model``, the validated global model).
+    """
+    mid_epoch = partial is not None
+    tag = f"step{run.step}" if mid_epoch else epoch
+    extra = {"closed_at": run.closed_at, "partial": None if partial is None else {
+        "stats": dataclasses.asdict(partial.stats), "steps": partial.steps, "skipped": partial.skipped}}
+    sync_state.save_strategy_state(run.exp_dir, sync_state.strategy_state(run.strategy, run.data, epoch, run.step, extra),
+                                   run.file_rank, tag)
+    any_worker(run.comm, False)  # barrier: every rank's part is on disk
+    if run.lead:
+        name = f"checkpoint-{run.step}.pt" if mid_epoch else f"epoch-{epoch}.pt"
+        ckpt.save_checkpoint(run.exp_dir / name, lead_checkpoint_state(run, epoch, model))
+        ranks = [None] if run.file_rank is None else list(range(run.comm.world_size))
+        ckpt.mark_complete(run.exp_dir, [name] + [sync_state.strategy_path(run.exp_dir, tag, r).name for r in ranks],
+                           epoch, run.step, mid_epoch)
+        ckpt.prune_checkpoints(run.exp_dir, run.cfg.checkpoint.keep_last, ckpt.STEP_RE if mid_epoch else ckpt.EPOCH_RE)
+    any_worker(run.comm, False)  # barrier: latest.json names the new checkpoint
+    sync_state.prune_strategy_states(run.exp_dir, run.file_rank, run.cfg.checkpoint.keep_last)
+
+
+def lead_checkpoint_state(run: SyncRun, epoch: int, model: torch.nn.Module | None) -> dict:
+    """The model file in the baseline's format (``model``: the global model; None: take it from the strategy)."""
+    model = model if model is not None else sync_state.global_model(run.strategy)
+    replica = run.strategy.states[0].replica
+    state = checkpoint_state(replica, run.data.samplers[0], Position(epoch, run.step), run.model_cfg,
+                             {"removed_train_cuts": run.summary["removed_train_cuts"], "sync": run.summary["sync"],
+                              "workers": run.comm.world_size})
+    state["replica"]["model"] = model.state_dict()
+    return state
 
 
 def log_step(run: SyncRun, worker_stats) -> None:
@@ -195,10 +284,10 @@ def log_step(run: SyncRun, worker_stats) -> None:
     run.metrics.scalars(run.step, values)
 
 
-def end_epoch(run: SyncRun, epoch: int, result: EpochResult) -> dict:
-    """Lead only: validate the global model, log, write ``epoch-N.pt``; every process gets the row."""
+def end_epoch(run: SyncRun, epoch: int, result: EpochResult) -> tuple[dict, torch.nn.Module | None]:
+    """Lead only: validate the global model and log; every process gets the row, the lead also the model."""
     if not run.lead:
-        return {"epoch": epoch, "steps": result.steps, "skipped": result.skipped}
+        return {"epoch": epoch, "steps": result.steps, "skipped": result.skipped}, None
     cfg = run.cfg
     model = sync_state.global_model(run.strategy)
     valid = validate(model, make_loader(make_valid_sampler(run.valid_cuts, cfg.data), run.encode, cfg.data, False),
@@ -209,14 +298,7 @@ def end_epoch(run: SyncRun, epoch: int, result: EpochResult) -> dict:
     log.info("epoch %d: train loss %.4f, valid loss %.4f, %d steps x %d workers (%d batches skipped), %.0fx real time",
              epoch, row["train_loss"], row["valid_loss"], result.steps, run.comm.world_size, result.skipped,
              result.real_time_factor)
-    replica = run.strategy.states[0].replica
-    state = checkpoint_state(replica, run.data.samplers[0], Position(epoch, run.step), run.model_cfg,
-                             {"removed_train_cuts": run.summary["removed_train_cuts"], "sync": run.summary["sync"],
-                              "workers": run.comm.world_size})
-    state["replica"]["model"] = model.state_dict()
-    ckpt.save_checkpoint(run.exp_dir / f"epoch-{epoch}.pt", state)
-    ckpt.prune_checkpoints(run.exp_dir, cfg.checkpoint.keep_last, ckpt.EPOCH_RE)
-    return row
+    return row, model
 
 
 def any_worker(comm: Communicator, flag: bool) -> bool:

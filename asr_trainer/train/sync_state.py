@@ -10,7 +10,8 @@
   optimizers per worker, BMUF ``W_g`` and ``Delta``, the step count (position in
   the block), each hosted worker's sampler and RNG states. Written per process
   (``strategy-<epoch>.pt`` in a simulation, ``strategy-<epoch>-rank<r>.pt`` for
-  real runs), atomically. Reading it back is left to the resume work.
+  real runs; ``strategy-step<N>[-rank<r>].pt`` mid-epoch), atomically, and read
+  back by :func:`load_strategy_state` (see :mod:`asr_trainer.train.fit_sync`).
 """
 
 from __future__ import annotations
@@ -54,46 +55,48 @@ def block_momentum_norm(strategy: SyncStrategy) -> float | None:
     return float(bmuf.delta.norm()) if bmuf is not None and bmuf.delta is not None else None
 
 
-def strategy_state(strategy: SyncStrategy, data: WorkerData, epoch: int, step: int) -> dict[str, Any]:
-    """The strategy's and the hosted workers' state after ``step`` global steps (see module doc)."""
-    groups = []
-    for gs in strategy.states:
-        extra = gs.extra
-        groups.append({
-            "ranks": gs.group.ranks,
-            "members": list(gs.members),
-            "replica": gs.replica.state_dict(),
-            "gtc_residual": extra.get("residual"),
-            "gtc_tau": extra.get("tau"),
-            "twin_optimizer": {w: o.state_dict() for w, o in extra.get("twin_optimizer", {}).items()},
-        })
-    bmuf = strategy.bmuf
-    return {
-        "epoch": epoch,
-        "step": step,
-        "strategy_step_count": strategy.step_count,
-        "world_size": strategy.comm.world_size,
-        "hosted": list(strategy.comm.hosted),
-        "groups": groups,
-        "bmuf": None if bmuf is None else {"w_g": bmuf.w_g, "delta": bmuf.delta, "eta": bmuf.eta},
-        "workers": data.state_dict(),
-        "rng": ckpt.rng_state(),
-    }
+def strategy_state(strategy: SyncStrategy, data: WorkerData, epoch: int, step: int,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The strategy's and the hosted workers' state after ``step`` global steps (see module doc).
+
+    ``extra``: the trainer's own counters (block-close position, partial epoch totals).
+    """
+    state = strategy.state_dict()
+    state["strategy_step_count"] = state.pop("step_count")
+    state.update({"epoch": epoch, "step": step, "workers": data.state_dict(), "rng": ckpt.rng_state(),
+                  "trainer": extra or {}})
+    return state
 
 
-def strategy_path(exp_dir: Path, epoch: int, rank: int | None) -> Path:
-    """``strategy-<epoch>.pt`` (whole simulated cluster) or ``strategy-<epoch>-rank<rank>.pt``."""
-    return Path(exp_dir) / (f"strategy-{epoch}.pt" if rank is None else f"strategy-{epoch}-rank{rank}.pt")
+def load_strategy_state(strategy: SyncStrategy, data: WorkerData, state: dict[str, Any], mid_epoch: bool) -> None:
+    """Inverse of :func:`strategy_state`: replicas, GTC/BMUF state, RNGs, and (``mid_epoch``) the samplers' positions."""
+    strategy.load_state_dict({**state, "step_count": state["strategy_step_count"]})
+    data.load_state_dict(state["workers"], samplers=mid_epoch)
+    ckpt.restore_rng(state["rng"])
 
 
-def strategy_pattern(rank: int | None) -> re.Pattern:
-    """The file names of :func:`strategy_path` for ``rank`` (for pruning)."""
-    return re.compile(r"^strategy-(\d+)\.pt$" if rank is None else rf"^strategy-(\d+)-rank{rank}\.pt$")
+def strategy_path(exp_dir: Path, tag: int | str, rank: int | None) -> Path:
+    """``strategy-<tag>.pt`` (whole simulated cluster) or ``strategy-<tag>-rank<rank>.pt``.
+
+    ``tag``: the epoch (epoch-end state) or ``step<N>`` (mid-epoch state after global step ``N``).
+    """
+    return Path(exp_dir) / (f"strategy-{tag}.pt" if rank is None else f"strategy-{tag}-rank{rank}.pt")
 
 
-def save_strategy_state(exp_dir: Path, state: dict[str, Any], rank: int | None, keep_last: int) -> Path:
-    """Write ``state`` atomically; keep the last ``keep_last`` of this process's files."""
-    path = strategy_path(exp_dir, state["epoch"], rank)
+def strategy_pattern(rank: int | None, step: bool = False) -> re.Pattern:
+    """The file names of :func:`strategy_path` for ``rank`` (for pruning); ``step``: the mid-epoch ones."""
+    tag = r"step(\d+)" if step else r"(\d+)"
+    return re.compile(rf"^strategy-{tag}\.pt$" if rank is None else rf"^strategy-{tag}-rank{rank}\.pt$")
+
+
+def save_strategy_state(exp_dir: Path, state: dict[str, Any], rank: int | None, tag: int | str) -> Path:
+    """Write this process's ``state`` atomically as :func:`strategy_path` ``(exp_dir, tag, rank)``."""
+    path = strategy_path(exp_dir, tag, rank)
     ckpt.save_checkpoint(path, state)
-    ckpt.prune_checkpoints(Path(exp_dir), keep_last, strategy_pattern(rank))
     return path
+
+
+def prune_strategy_states(exp_dir: Path, rank: int | None, keep_last: int) -> None:
+    """Keep the last ``keep_last`` epoch-end and mid-epoch strategy files of this process."""
+    for step in (False, True):
+        ckpt.prune_checkpoints(Path(exp_dir), keep_last, strategy_pattern(rank, step))

@@ -10,6 +10,7 @@ numpy, torch CPU and, when present, CUDA) and swapped back out afterwards.
 
 from __future__ import annotations
 
+import copy
 import random
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from lhotse import CutSet
 
+from asr_trainer.errors import UserError
 from asr_trainer.train import checkpoint as ckpt
 from asr_trainer.train.config import DataConfig
 from asr_trainer.train.dataset import Encode
@@ -70,10 +72,15 @@ class WorkerData:
         self._iters: dict[int, Iterator[dict]] = {}
         self._next: dict[int, dict] = {}
 
-    def start_epoch(self, epoch: int) -> None:
-        """New shuffles for ``epoch`` (same on every worker) and fresh iterators."""
+    def start_epoch(self, epoch: int, restored: bool = False) -> None:
+        """New shuffles for ``epoch`` (same on every worker) and fresh iterators.
+
+        ``restored``: the samplers were just restored mid-epoch (:meth:`load_state_dict`);
+        they go on from there instead of starting the epoch over.
+        """
         for w, sampler in self.samplers.items():
-            sampler.set_epoch(epoch)
+            if not restored:
+                sampler.set_epoch(epoch)
             self._iters[w] = iter(make_loader(sampler, self.encode, self.cfg, train=True))
         self._next.clear()
 
@@ -95,3 +102,12 @@ class WorkerData:
     def state_dict(self) -> dict[int, dict]:
         """Per hosted worker its sampler state and RNG states (for an exact resume)."""
         return {w: {"sampler": s.state_dict(), "rng": self.rng.states[w]} for w, s in self.samplers.items()}
+
+    def load_state_dict(self, state: dict[int, dict], samplers: bool = True) -> None:
+        """Inverse of :meth:`state_dict`; ``samplers=False`` restores only the RNG states (epoch-end resume)."""
+        if sorted(state) != sorted(self.samplers):
+            raise UserError(f"checkpoint holds workers {sorted(state)}, this process hosts {sorted(self.samplers)}")
+        for w, sampler in self.samplers.items():
+            self.rng.states[w] = copy.deepcopy(state[w]["rng"])
+            if samplers:
+                sampler.load_state_dict(copy.deepcopy(state[w]["sampler"]))  # lhotse consumes the dict
