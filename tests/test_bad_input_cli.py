@@ -67,16 +67,9 @@ def test_decode_settings_errors_exit_2_naming_the_key(tmp_path, capsys, extra, k
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A finished 2-worker simulated GTC run with a mid-epoch checkpoint, and its corpus."""
-    from asr_trainer.train.synthetic import ALPHABET, make_tone_cuts
+    from asr_trainer.train.synthetic import write_tone_corpus
 
-    d = tmp_path_factory.mktemp("badresume")
-    (d / "cuts").mkdir()
-    for split, n, seed in (("train", 12, 1), ("dev", 2, 2)):
-        make_tone_cuts(d / split, n, seed=seed).to_file(d / "cuts" / f"synth_cuts_{split}.jsonl.gz")
-    (d / "lang").mkdir()
-    (d / "lang" / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(["<blk>", *ALPHABET, "SPN"])))
-    (d / "lang" / "lexicon.txt").write_text("<UNK> SPN\n" + "".join(f"{c} {c}\n" for c in ALPHABET))
-    return d
+    return write_tone_corpus(tmp_path_factory.mktemp("badresume"), {"train": 12, "dev": 2})
 
 
 def _run_args(d: Path, exp: Path, workers: str, *extra: str) -> list[str]:

@@ -22,7 +22,7 @@ from asr_trainer.sync.launch import free_port
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.fit import load_cuts
 from asr_trainer.train.fit_sync import fit_sync
-from asr_trainer.train.synthetic import ALPHABET, char_encode, make_tone_cuts
+from asr_trainer.train.synthetic import ALPHABET, char_encode, write_tone_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 4
@@ -53,19 +53,7 @@ SGD = ["optim.name=sgd", "optim.lr=0.05", "optim.momentum=0.9"]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """``cuts/`` (train 56, dev 4, test 4 tone utterances) and a character ``lang/`` for decoding."""
-    d = tmp_path_factory.mktemp("dist")
-    sets = {"train": make_tone_cuts(d / "train", 56, seed=1), "dev": make_tone_cuts(d / "dev", 4, seed=2),
-            "test": make_tone_cuts(d / "test", 4, seed=3)}
-    (d / "cuts").mkdir()
-    for split, cuts in sets.items():
-        cuts.to_file(d / "cuts" / f"synth_cuts_{split}.jsonl.gz")
-    lang = d / "lang"
-    lang.mkdir()
-    tokens = ["<blk>", *ALPHABET, "SPN", "#0"]  # SPN: id len(ALPHABET) + 1, as char_encode's separator
-    (lang / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
-    words = sorted({w for cuts in sets.values() for c in cuts for w in c.supervisions[0].text.split()})
-    (lang / "lexicon.txt").write_text("<UNK> SPN\n" + "".join(f"{w} {' '.join(w)}\n" for w in words))
-    return d
+    return write_tone_corpus(tmp_path_factory.mktemp("dist"), {"train": 56, "dev": 4, "test": 4})
 
 
 def _configs(world: int):

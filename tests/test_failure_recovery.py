@@ -22,7 +22,7 @@ from asr_trainer.bin.main import main as cli
 from asr_trainer.report.wer import read_recogs
 from asr_trainer.train import checkpoint as ckpt
 from asr_trainer.train import fault
-from asr_trainer.train.synthetic import ALPHABET, make_tone_cuts
+from asr_trainer.train.synthetic import write_tone_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["kind=tdnn_lstm", "tdnn_lstm.conv_dim=16", "tdnn_lstm.lstm_dim=16", "tdnn_lstm.num_lstm_layers=1",
@@ -35,19 +35,7 @@ KILL_AFTER = 4  # one step after checkpoint-3.pt: step 4 is lost and redone
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """``cuts/`` (train 24, dev 2, test 3 tone utterances) and a character ``lang/`` for decoding."""
-    d = tmp_path_factory.mktemp("failure")
-    sets = {"train": make_tone_cuts(d / "train", 24, seed=1), "dev": make_tone_cuts(d / "dev", 2, seed=2),
-            "test": make_tone_cuts(d / "test", 3, seed=3)}
-    (d / "cuts").mkdir()
-    for split, cuts in sets.items():
-        cuts.to_file(d / "cuts" / f"synth_cuts_{split}.jsonl.gz")
-    lang = d / "lang"
-    lang.mkdir()
-    tokens = ["<blk>", *ALPHABET, "SPN", "#0"]
-    (lang / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
-    words = sorted({w for cuts in sets.values() for c in cuts for w in c.supervisions[0].text.split()})
-    (lang / "lexicon.txt").write_text("<UNK> SPN\n" + "".join(f"{w} {' '.join(w)}\n" for w in words))
-    return d
+    return write_tone_corpus(tmp_path_factory.mktemp("failure"), {"train": 24, "dev": 2, "test": 3})
 
 
 def _train_args(corpus: Path, exp: Path, options=()) -> list[str]:

@@ -73,3 +73,24 @@ def make_tone_cuts(out_dir: Path, num_cuts: int, seed: int = 0, max_words: int =
         extractor=Fbank(FbankConfig(num_mel_bins=80)), storage_path=out_dir / "feats",
         storage_type=LilcomChunkyWriter, num_jobs=1,
     ).to_eager()
+
+
+def write_tone_corpus(root: Path, sizes: dict[str, int]) -> Path:
+    """A tiny corpus on disk for tests: ``root/cuts/synth_cuts_<split>.jsonl.gz`` and a character ``root/lang``.
+
+    ``sizes``: cuts per split, e.g. ``{"train": 24, "dev": 2}``; split ``i`` (in order) is seeded ``i + 1``.
+    ``lang/tokens.txt`` is ``<blk>``, the alphabet, ``SPN`` (id ``len(ALPHABET) + 1``, :func:`char_encode`'s
+    word separator), ``#0``; ``lang/lexicon.txt`` spells every word of the corpus letter by letter.
+    Returns ``root``.
+    """
+    sets = {split: make_tone_cuts(root / split, n, seed=i + 1) for i, (split, n) in enumerate(sizes.items())}
+    (root / "cuts").mkdir(parents=True, exist_ok=True)
+    for split, cuts in sets.items():
+        cuts.to_file(root / "cuts" / f"synth_cuts_{split}.jsonl.gz")
+    lang = root / "lang"
+    lang.mkdir(exist_ok=True)
+    tokens = ["<blk>", *ALPHABET, "SPN", "#0"]
+    (lang / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
+    words = sorted({w for cuts in sets.values() for c in cuts for w in c.supervisions[0].text.split()})
+    (lang / "lexicon.txt").write_text("<UNK> SPN\n" + "".join(f"{w} {' '.join(w)}\n" for w in words))
+    return root
