@@ -141,13 +141,11 @@ def _recipe_copy(dest: Path) -> Path:
     """The recipe files in ``dest`` with the repo's .venv linked; the package itself is the installed one."""
     for name in ("run.sh", "setup.cfg", "pyproject.toml"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("local", "conf", "recipes"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "data", "exp"))
+    for name in ("local", "conf", "recipes"):  # conf/data is the corpus settings: keep it
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "exp"))
     (dest / ".venv").symlink_to(ROOT / ".venv")
-    src = ROOT / "data" / QUICK_TAG  # built by `./run.sh --profile quick`: copied (read only), else built in dest
-    if (src / "fbank" / ".done").is_file() and (src / "lang_phone" / ".done").is_file():
-        for sub in ("fbank", "lang_phone"):
-            shutil.copytree(src / sub, dest / "data" / QUICK_TAG / sub)
+    # The quick corpus is always built here by the recipe's own data stage, as on a fresh machine (copying a
+    # corpus the user had built once hid a missing conf/data in this copy).
     return dest
 
 
