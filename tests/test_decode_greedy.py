@@ -1,6 +1,5 @@
 """Greedy CTC decoding, word assembly per unit type, and agreement with HLG on a peaked posteriorgram."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -18,7 +18,7 @@ from torch import nn
 
 from asr_trainer.sync import flat
 from asr_trainer.sync.comm import Communicator, Group
-from asr_trainer.sync.replica import ReplicaLike, UpdateFn
+from asr_trainer.sync.replica import Replica, UpdateFn
 
 GradFn = Callable[[int, nn.Module], Any]
 
@@ -32,7 +32,7 @@ class GroupState:
     """
 
     group: Group
-    replica: ReplicaLike
+    replica: Replica
     members: list[int]
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +71,7 @@ class StepContext:
         self.backward(worker, model)
         return flat.grads(model)
 
-    def update(self, replica: ReplicaLike) -> None:
+    def update(self, replica: Replica) -> None:
         """Step ``replica`` with the gradients now in its model."""
         with self.timed("compute"):
             self.apply_update(replica)

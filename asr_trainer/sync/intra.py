@@ -16,7 +16,7 @@ from asr_trainer.sync.comm import Group, local_sum
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.context import GroupState, StepContext
 from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate, as_float32
-from asr_trainer.sync.replica import NoScheduler, Replica, copy_hyperparameters, twin_optimizer
+from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimizer
 
 
 class LocalSync:
@@ -130,7 +130,7 @@ class GtcSync:
         copy_hyperparameters(gs.replica.optimizer, twin)
         before = flat.params(gs.model)
         ctx.backward(worker, gs.model)
-        ctx.update(Replica(gs.model, twin, NoScheduler()))
+        ctx.update(Replica(gs.model, twin))
         update = flat.params(gs.model).sub_(before)
         flat.set_params(gs.model, before)
         return update

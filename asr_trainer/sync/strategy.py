@@ -36,8 +36,7 @@ from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
 from asr_trainer.sync.context import GradFn, GroupState, StepContext
 from asr_trainer.sync.intra import DenseSync, GtcSync, LocalSync
-from asr_trainer.sync.replica import (ReplicaFactory, UpdateFn, load_replica_state, replica_state, sgd_update,
-                                      twin_optimizer)
+from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, sgd_update, twin_optimizer
 from asr_trainer.sync.stats import StepStats, SyncSummary
 
 
@@ -100,7 +99,7 @@ class SyncStrategy:
             groups.append({
                 "ranks": gs.group.ranks,
                 "members": list(gs.members),
-                "replica": replica_state(gs.replica),
+                "replica": gs.replica.state_dict(),
                 "gtc_residual": extra.get("residual"),
                 "gtc_tau": extra.get("tau"),
                 "twin_optimizer": {w: o.state_dict() for w, o in extra.get("twin_optimizer", {}).items()},
@@ -116,7 +115,7 @@ class SyncStrategy:
         for gs, saved in zip(self.states, state["groups"], strict=True):
             if tuple(saved["ranks"]) != gs.group.ranks:
                 raise UserError(f"checkpoint group {saved['ranks']} != {gs.group.ranks}: another sync setting?")
-            load_replica_state(gs.replica, saved["replica"])
+            gs.replica.load_state_dict(saved["replica"])
             gs.extra.clear()
             if saved["gtc_residual"] is not None:
                 gs.extra["residual"] = {w: r.clone() for w, r in saved["gtc_residual"].items()}

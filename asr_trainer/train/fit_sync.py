@@ -49,7 +49,6 @@ from lhotse import CutSet
 from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig, num_parameters
 from asr_trainer.sync import Communicator, SyncConfig, SyncStrategy, build_strategy, flat
-from asr_trainer.sync.comm import local_sum
 from asr_trainer.train import checkpoint as ckpt
 from asr_trainer.train import fault
 from asr_trainer.train import sync_state

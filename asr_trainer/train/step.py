@@ -98,6 +98,7 @@ def apply_update(replica: Replica, clip_norm: float) -> float:
     norm = float(torch.nn.utils.clip_grad_norm_(replica.model.parameters(), clip_norm))
     if math.isfinite(norm):
         replica.optimizer.step()
-        replica.scheduler.step()
+        if replica.scheduler is not None:
+            replica.scheduler.step()
     replica.optimizer.zero_grad(set_to_none=True)
     return norm
