@@ -54,11 +54,12 @@ def decode_set(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapp
 
 
 def tune_scale(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
-               scales: tuple[float, ...]) -> tuple[float, dict[float, float]]:
-    """The acoustic scale with the lowest dev WER (ties: the first), and WER per scale."""
-    table = {s: compute_wer(decode_set(decode, posteriors, refs, s), replications=0).wer for s in scales}
+               scales: tuple[float, ...]) -> tuple[float, dict[float, float], list[Utterance]]:
+    """The acoustic scale with the lowest dev WER (ties: the first), WER per scale, and the results at it."""
+    results = {s: decode_set(decode, posteriors, refs, s) for s in scales}
+    table = {s: compute_wer(r, replications=0).wer for s, r in results.items()}
     best = min(scales, key=lambda s: table[s])
-    return best, table
+    return best, table, results[best]
 
 
 def check_outputs(model: CtcModel, num_tokens: int, lang_dir: Path) -> None:
@@ -122,10 +123,11 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
         refs = references(cuts, word_level, tokenizer.encode, id2token)
         if cfg.save_posteriors:
             save_posteriors(exp_dir / f"posteriors-{split}.npz", posteriors, refs)
-        if i == 0 and method == "hlg":
-            scale, table = tune_scale(decode, posteriors, refs, cfg.acoustic_scales)
+        if i == 0 and method == "hlg":  # tuning decodes dev at every scale: keep the chosen scale's results
+            scale, table, results = tune_scale(decode, posteriors, refs, cfg.acoustic_scales)
             log.info("acoustic scale tuned on %s: %g (WER by scale: %s)", split, scale, table)
-        results = decode_set(decode, posteriors, refs, scale)
+        else:
+            results = decode_set(decode, posteriors, refs, scale)
         name = f"{split}-{method}"
         metric = "WER" if word_level else "TER"
         wer = score_set(exp_dir, name, results, speakers_of(cuts), f"{setting}-scale{scale:g}",
