@@ -157,10 +157,6 @@ for s in $strategies; do
   fi
 done
 
-if [ 7 -ge "$stage" ] && [ 7 -le "$stop_stage" ]; then
-  log "stage 7 (report): writing $exp/report"
-  logged 7 report asr-trainer report --exp-root "$exp" --baseline baseline --set test --method hlg \
-    --out-dir "$exp/report"
-fi
+report_stage 7 "$exp"
 
 log "recipe finished stages $stage..$stop_stage"

@@ -30,3 +30,13 @@ finish_stage() {
   date > "$sentinel"
   log "stage $n ($name): done in $(( $(date +%s) - start )) s"
 }
+
+# report_stage N EXP_ROOT: stage N, when selected, writes the trade-off report of every experiment under
+# EXP_ROOT against EXP_ROOT/baseline (HLG, test set) into EXP_ROOT/report and prints the table.
+report_stage() {
+  local n=$1 root=$2
+  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 0
+  log "stage $n (report): writing $root/report"
+  logged "$n" report asr-trainer report --exp-root "$root" --baseline baseline --set test --method hlg \
+    --out-dir "$root/report"
+}

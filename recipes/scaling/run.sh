@@ -220,10 +220,6 @@ if [ 4 -ge "$stage" ] && [ 4 -le "$stop_stage" ]; then
 fi
 
 # ------------------------------------------------------------------ 5: report
-if [ 5 -ge "$stage" ] && [ 5 -le "$stop_stage" ]; then
-  log "stage 5 (report): writing $dir/report"
-  logged 5 report asr-trainer report --exp-root "$dir" --baseline baseline --set test --method hlg \
-    --out-dir "$dir/report"
-fi
+report_stage 5 "$dir"
 
 log "scaling study finished stages $stage..$stop_stage"
