@@ -23,7 +23,7 @@ class DecodeConfig:
     beam: float = 12.0
     max_active: int = 3000
     min_active: int = 200
-    acoustic_scales: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5)
+    acoustic_scales: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 8.0)
     max_duration: float = 300.0
     device: str = "cpu"
     num_threads: int = 2

@@ -6,6 +6,7 @@ step: after it, all members of a group hold the same model again.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -104,7 +105,7 @@ class GtcSync:
             else:
                 flat.set_params(gs.model, flat.params(gs.model).add_(agg))
                 if gs.replica.scheduler is not None:
-                    gs.replica.scheduler.step()
+                    _advance_schedule(gs.replica.scheduler)
 
     def _message(self, ctx: StepContext, gs: GroupState, worker: int) -> torch.Tensor:
         """Add ``worker``'s contribution to its residual, threshold, encode: the payload."""
@@ -134,3 +135,14 @@ class GtcSync:
         update = flat.params(gs.model).sub_(before)
         flat.set_params(gs.model, before)
         return update
+
+
+def _advance_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """One LR-schedule step of a shared optimizer that never steps itself (the twins apply the updates).
+
+    torch warns on the first such step that the scheduler ran before ``optimizer.step()``; here that
+    is by design, so that one warning is silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        scheduler.step()
