@@ -31,6 +31,8 @@ bmuf_syncs=4
 gtc_tau=0.003          # GTC threshold (units of the local update, conf/sync/gtc.yaml): the start value ...
 gtc_density=0.01       # ... adapted per worker to this target density; empty: tau stays fixed
 bmuf_nesterov=false    # BMUF restart: classic (from W_g). Nesterov with Adam locally diverged (see ../../run.sh)
+bmuf_momentum=sqrt     # block momentum over K BMUF participants (N; N/g for the hybrid): sqrt = 1 - 1/sqrt(K),
+                       # linear = 1 - 1/K (DESIGN's default, made for SGD), or a number. See README.md
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
@@ -50,6 +52,7 @@ Options:
   --min-batches M       per-worker max_duration = min(baseline's, train audio / (N * M)) (default $min_batches)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
+  --bmuf-momentum M     sqrt (1 - 1/sqrt(K)), linear (1 - 1/K) or a number; K: BMUF participants (default $bmuf_momentum)
   --gtc-tau T           GTC threshold, the start of the adaptive tau (default $gtc_tau)
   --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
   --scale-warmup B      true | false (default $scale_warmup)
@@ -143,16 +146,26 @@ if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
   mv "$plan.tmp" "$plan"
 fi
 
-# sync_opts STRATEGY BLOCK: the --sync options of one run
+# block_momentum K: the BMUF block momentum for K participants (--bmuf-momentum)
+block_momentum() {
+  case $bmuf_momentum in
+    sqrt) awk -v k="$1" 'BEGIN { printf "%.6f", 1 - 1 / sqrt(k) }' ;;
+    linear) awk -v k="$1" 'BEGIN { printf "%.6f", 1 - 1 / k }' ;;
+    *) echo "$bmuf_momentum" ;;
+  esac
+}
+
+# sync_opts STRATEGY N BLOCK: the --sync options of one run at N workers
 sync_opts() {
   local density=()
   case $1 in
     gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
          echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" ;;
-    bmuf) echo --sync bmuf "sync.block_size=$2" "sync.nesterov=$bmuf_nesterov" ;;
+    bmuf) echo --sync bmuf "sync.block_size=$3" "sync.nesterov=$bmuf_nesterov" \
+            "sync.block_momentum=$(block_momentum "$2")" ;;
     hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
-            echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$2" "sync.gtc.tau=$gtc_tau" \
-              "sync.bmuf.nesterov=$bmuf_nesterov" \
+            echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$3" "sync.gtc.tau=$gtc_tau" \
+              "sync.bmuf.nesterov=$bmuf_nesterov" "sync.bmuf.block_momentum=$(block_momentum $(($2 / group_size)))" \
               "${density[@]}" ;;
     allreduce) echo --sync allreduce ;;
     *) echo "$0: unknown strategy $1 (gtc bmuf hybrid allreduce)" >&2; return 1 ;;
@@ -190,7 +203,7 @@ if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
     log "stage 3 (train): $s at $n simulated workers: $d s/batch/worker, ~$steps steps/epoch, warm-up $warmup"
     # shellcheck disable=SC2046
     logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
-      --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
+      --simulate-workers "$n" $(sync_opts "$s" "$n" "$block") "model_config=$base/model.yaml" \
       "data.max_duration=$d" "optim.warmup_steps=$warmup" checkpoint.keep_last=2 log_every=1 \
       progress_bar=false "${extra_train[@]}"
     [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
