@@ -9,7 +9,8 @@ for one worker's full GTC round: ``r += g`` fused with the threshold
 message into a dense fp32 vector (:func:`aggregate`, which zeroes it first).
 The residual is reset to zero before each timed round, outside the timer, so
 every round sends the same message. Best of ``--repeats`` rounds, after one
-warm-up. It is printed next to this machine's memory-copy bandwidth
+warm-up (which also pays the numba kernels' first load from their on-disk
+cache, or their compile on a cold cache). It is printed next to this machine's memory-copy bandwidth
 (the faster of ``dst.copy_(src)`` and ``np.copyto`` of the same size, GB/s
 of bytes copied, best of ``2 * repeats + 2``) measured in the same run, with torch's thread count (the
 trainer's ``num_threads``, default 2). Bits per sent element compare Strom's

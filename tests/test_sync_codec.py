@@ -94,3 +94,96 @@ def test_strom_round_trips_indices_above_2_to_the_30():
     msg = SparseMessage(np.array([0, 2**30 - 1, 2**30, numel - 1], dtype=np.int64),
                         np.array([True, False, True, True]), 0.5, numel)
     _same(decode(encode(msg, "strom"), numel), msg)
+
+
+def _reference_bodies(msg: SparseMessage) -> dict[int, bytes]:
+    """Each kind's body written out with plain numpy and Python (the references for the compiled writers)."""
+    codes = np.diff(msg.indices, prepend=-1) - 1 << 1 | msg.negative
+    mask = np.zeros(msg.numel, dtype=bool)
+    mask[msg.indices] = True
+    return {
+        STROM: (msg.indices << 1 | msg.negative).astype("<u4").tobytes(),
+        VARINT: _leb128(int(c) for c in codes),
+        BITMAP: np.packbits(mask).tobytes() + np.packbits(msg.negative).tobytes(),
+    }
+
+
+@pytest.mark.parametrize("numel", [1, 7, 9, 64, 1001, 20_003])
+@pytest.mark.parametrize("density", [0.0, 0.003, 0.05, 0.3, 1.0])
+def test_compiled_bodies_match_plain_references_and_round_trip(numel, density):
+    msg = _message(numel, density, seed=numel)
+    for kind, want in _reference_bodies(msg).items():
+        body = {STROM: lambda: encode(msg, "strom")[codec.HEADER_BYTES:].numpy(), VARINT: lambda: codec._varint_body(
+            codec._gap_codes(msg)), BITMAP: lambda: codec._bitmap_body(msg)}[kind]()
+        assert body.tobytes() == want, kind
+        assert codec.body_bits(msg, kind) == 8 * len(want)
+        payload = torch.from_numpy(np.concatenate([np.array([kind, 0, 0, 0, 62], dtype=np.uint8), body]))
+        back = decode(payload, numel)
+        assert back.indices.dtype == np.int64 and back.negative.dtype == bool
+        np.testing.assert_array_equal(back.indices, msg.indices)
+        np.testing.assert_array_equal(back.negative, msg.negative)
+    _same(decode(encode(msg, "compact"), numel), msg)
+
+
+@pytest.mark.parametrize("last_bytes", [1, 2, 3, 4, 5])
+def test_varint_codes_of_every_length_in_random_order(last_bytes):
+    # random codes of 1..5 bytes, the last one (written apart from the others) of each length in turn
+    rng = np.random.default_rng(last_bytes)
+    lengths = np.append(rng.integers(1, 6, 500), last_bytes)
+    low = np.where(lengths == 1, 0, 1 << (7 * (lengths - 1)))
+    codes = np.minimum(rng.integers(low, 1 << (7 * lengths)), 2**32 - 1).astype(np.uint32)
+    want = _leb128(int(c) for c in codes)
+    assert codec._varint_body(codes).tobytes() == want
+    assert codec._varint_size(codes) == len(want)
+    gaps, negative = codes.astype(np.int64) >> 1, (codes & 1).astype(bool)
+    indices = np.cumsum(gaps + 1) - 1
+    back = decode(torch.from_numpy(np.frombuffer(bytes([VARINT, 0, 0, 0, 63]) + want, dtype=np.uint8).copy()),
+                  int(indices[-1]) + 1)
+    np.testing.assert_array_equal(back.indices, indices)
+    np.testing.assert_array_equal(back.negative, negative)
+
+
+@pytest.mark.parametrize("numel", [2**31, 2**31 + 10])
+def test_gap_codes_at_the_uint32_limit_and_beyond(numel):
+    # numel == 2**31: the last gap code is 2**32 - 1, the largest uint32; one more element: uint64 codes
+    indices = np.array([0, 5, numel - 2, numel - 1], dtype=np.int64)
+    negative = np.array([True, False, True, True])
+    msg = SparseMessage(indices, negative, 0.5, numel)
+    codes = codec._gap_codes(msg)
+    assert codes.dtype == (np.uint32 if numel <= 2**31 else np.uint64)
+    want = [1, 8, (numel - 2 - 5 - 1) << 1 | 1, 1]
+    assert codes.tolist() == want
+    assert codec._varint_body(codes).tobytes() == _leb128(want)
+    _same(decode(encode(msg, "compact"), numel), msg)
+
+
+def test_empty_message_every_kind():
+    msg = SparseMessage(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), 0.25, 13)
+    assert codec._varint_body(codec._gap_codes(msg)).size == 0
+    assert codec._bitmap_body(msg).tolist() == [0, 0]
+    for encoding in ("strom", "compact"):
+        _same(decode(encode(msg, encoding), 13), msg)
+
+
+def test_bitmap_padding_bits_are_ignored_and_short_bodies_rejected():
+    payload = np.array([BITMAP, 0, 0, 0, 63, 0b10000001, 0b11111111, 0b10000000], dtype=np.uint8)
+    out = decode(torch.from_numpy(payload), 9)  # bits 9..15 of the presence bytes are padding
+    assert out.indices.tolist() == [0, 7, 8] and out.negative.tolist() == [True, False, False]
+    with pytest.raises(ValueError):
+        decode(torch.from_numpy(payload[:-1]), 9)  # three sent elements need a byte of sign bits
+
+
+def test_kernels_compile_where_no_cache_directory_is_writable(monkeypatch):
+    from numba.core import caching
+
+    from asr_trainer.sync.jit import kernel
+
+    # no cache directory found, as with a read-only install and a read-only HOME
+    monkeypatch.setattr(caching.FunctionCache._impl_class, "_locator_classes", [])
+
+    def twice(x):
+        return 2 * x
+
+    with pytest.raises(RuntimeError):  # what numba's own njit(cache=True) does there
+        caching.FunctionCache(twice)
+    assert kernel(twice)(21) == 42

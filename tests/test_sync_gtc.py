@@ -83,8 +83,8 @@ def _reference_threshold(r: torch.Tensor, tau: float):
 
 @pytest.mark.parametrize("numel", [1, 999, 1000, 2503])
 @pytest.mark.parametrize("fused", [False, True])
-def test_blocked_threshold_matches_the_rule_bit_for_bit(monkeypatch, numel, fused):
-    monkeypatch.setattr(gtc, "BLOCK", 1000)  # several blocks, and a short last one
+def test_compiled_threshold_matches_the_rule_bit_for_bit(monkeypatch, numel, fused):
+    monkeypatch.setattr(gtc, "SENT_CAPACITY", 1000)  # the sent-index buffers grow several times
     gen = torch.Generator().manual_seed(numel)
     r0, g = torch.randn(numel, generator=gen), torch.randn(numel, generator=gen)
     if numel > 10:
@@ -125,3 +125,50 @@ def test_aggregate_of_several_messages_matches_index_add_then_divide():
         want.div_(k)
         got = aggregate(messages[:k], torch.full((numel,), 7.0))
         assert torch.equal(got, want), k
+
+
+@pytest.mark.parametrize("numel", [1, 63, 64, 65, 200, 4099])
+@pytest.mark.parametrize("tau", [0.0, 0.01, 1.0, 3.0])
+@pytest.mark.parametrize("fused", [False, True])
+def test_compiled_threshold_grows_its_buffers_and_matches_the_rule(monkeypatch, numel, tau, fused):
+    # index buffers of one element: at tau 0 or 0.01 nearly every element is sent, so they grow many times
+    monkeypatch.setattr(gtc, "SENT_CAPACITY", 1)
+    gen = torch.Generator().manual_seed(numel)
+    r0, g = torch.randn(numel, generator=gen), torch.randn(numel, generator=gen)
+    specials = [float("nan"), float("inf"), -float("inf"), -0.0, 0.0, tau, -tau, 1.0, -1.0]
+    r0[: min(numel, len(specials))] = torch.tensor(specials[:numel])
+    g[: min(numel, len(specials))] = 0.0  # r + 0 keeps the special values (|r| == tau exactly: sent)
+    workspace = {}
+    for _ in range(2):  # the second call starts from the grown buffers
+        want_r, got_r = r0.clone(), r0.clone()
+        want_r += g
+        want_idx, want_neg = _reference_threshold(want_r, tau)
+        msg = accumulate_and_threshold(got_r, g, tau, workspace) if fused else threshold(got_r.add_(g), tau, workspace)
+        np.testing.assert_array_equal(msg.indices, want_idx)
+        np.testing.assert_array_equal(msg.negative, want_neg)
+        assert torch.equal(got_r.view(torch.int32), want_r.view(torch.int32))
+    assert tau > 0.5 or msg.indices.size >= numel // 2
+    assert workspace["sent_indices"].size >= msg.indices.size
+
+
+def test_threshold_of_a_zero_length_residual_is_an_empty_message():
+    msg = accumulate_and_threshold(torch.zeros(0), torch.zeros(0), 1.0, {})
+    assert msg.indices.dtype == np.int64 and msg.indices.size == 0 and msg.negative.size == 0 and msg.numel == 0
+
+
+def test_aggregate_of_overlapping_messages_with_zero_tau_and_empty_ones_matches_index_add():
+    numel = 1001
+    rng = np.random.default_rng(5)
+    full = SparseMessage(np.arange(numel), rng.random(numel) < 0.5, 0.375, numel)
+    empty = SparseMessage(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), 0.5, numel)
+    zero = SparseMessage(np.sort(rng.choice(numel, 300, replace=False)), rng.random(300) < 0.5, 0.0, numel)
+    opposite = SparseMessage(full.indices, ~full.negative, 0.375, numel)  # cancels ``full``: +0.0 sums
+    cases = [[zero], [zero, empty], [zero, full], [full, opposite], [empty], [empty, full, zero],
+             [full, opposite, full, empty, zero]]  # tau 0 first: +0.0 (0 + -0.0), never -0.0
+    for messages in cases:
+        want = torch.zeros(numel)
+        for msg in messages:
+            want.index_add_(0, torch.from_numpy(msg.indices), torch.from_numpy(msg.values()))
+        want.div_(len(messages))
+        got = aggregate(messages, torch.full((numel,), -3.0))
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32)), len(messages)

@@ -13,10 +13,11 @@ endian), then the body:
             ``numel/k + 1`` bits per sent element, the cheapest above ~1/7 density.
 
 ``encoding="compact"`` picks, per message, the smaller of VARINT and BITMAP
-(exact sizes, computed before encoding). All of it is vectorised numpy: the
-only Python loops run over the (at most 5) byte positions of a varint. Gap
-codes are uint32 (numel <= 2**31), the body is written straight into the
-payload, and each byte position costs one scatter (encode) or gather (decode).
+(exact sizes, computed before encoding). The bodies are written straight into
+the payload and read back by small compiled loops (numba, cached on disk: see
+:func:`asr_trainer.sync.jit.kernel`), one pass over the k sent elements (or the
+``numel/8`` bitmap bytes) each: no per-byte-position passes, no ``numel``-sized
+temporaries. Gap codes are uint32 while ``numel <= 2**31``, else uint64.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from asr_trainer.sync.jit import kernel
+
 STROM, VARINT, BITMAP = 0, 1, 2
 KIND_NAMES = {STROM: "strom", VARINT: "varint", BITMAP: "bitmap"}
 HEADER_BYTES = 5
-_MAX_VARINT_BYTES = 5  # values < 2**35; ours are < 2**32
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,23 @@ class SparseMessage:
 
 def encode(msg: SparseMessage, encoding: Literal["strom", "compact"] = "compact") -> torch.Tensor:
     """The payload of ``msg``: uint8 tensor (HEADER_BYTES + body,)."""
+    indices, negative = _arrays(msg)
     if encoding == "strom":
-        kind, size = STROM, 4 * msg.indices.size
+        if msg.numel >= 2**31:
+            raise ValueError("Strom's int32 encoding holds at most 2**31 elements")
+        kind, size = STROM, 4 * indices.size
     else:
-        kind, codes, lengths = _choose(msg)
-        size = int(lengths.sum(dtype=np.int64)) if kind == VARINT else _bitmap_bytes(msg)
+        kind, codes, size = _choose(msg)
     payload = np.empty(HEADER_BYTES + size, dtype=np.uint8)  # body written in place: no concatenation
     payload[0] = kind
     payload[1:HEADER_BYTES] = np.array([msg.tau], dtype="<f4").view(np.uint8)
     body = payload[HEADER_BYTES:]
     if kind == STROM:
-        _write_strom(msg, body)
+        _write_strom(indices, negative, body)
     elif kind == VARINT:
-        _write_varint(codes, lengths, body)
+        _write_varint(codes, body)
     else:
-        _write_bitmap(msg, body)
+        _write_bitmap(indices, negative, body)
     return torch.from_numpy(payload)
 
 
@@ -73,21 +77,16 @@ def decode(payload: torch.Tensor, numel: int) -> SparseMessage:
     raw = payload.numpy() if payload.dtype == torch.uint8 else payload.to(torch.uint8).numpy()
     kind = int(raw[0])
     tau = float(raw[1:HEADER_BYTES].copy().view("<f4")[0])
-    body = raw[HEADER_BYTES:]
+    body = np.ascontiguousarray(raw[HEADER_BYTES:])
     if kind == STROM:
-        codes = np.frombuffer(body.tobytes(), dtype="<u4")  # aligned copy; uint32: indices up to 2**31 - 1
-        return SparseMessage((codes >> 1).astype(np.int64), (codes & 1).astype(bool), tau, numel)
-    if kind == VARINT:
-        codes = _varint_decode(body)
-        indices = np.cumsum((codes >> 1).astype(np.int64) + 1) - 1
-        return SparseMessage(indices, (codes & 1).astype(bool), tau, numel)
-    if kind == BITMAP:
-        nbits = (numel + 7) // 8
-        mask = np.unpackbits(body[:nbits], count=numel).view(bool)
-        indices = np.flatnonzero(mask)
-        negative = np.unpackbits(body[nbits:], count=indices.size).view(bool)
-        return SparseMessage(indices, negative, tau, numel)
-    raise ValueError(f"unknown GTC payload kind {kind}")
+        indices, negative = _read_strom(body)
+    elif kind == VARINT:
+        indices, negative = _read_varint(body)
+    elif kind == BITMAP:
+        indices, negative = _read_bitmap(body, numel)
+    else:
+        raise ValueError(f"unknown GTC payload kind {kind}")
+    return SparseMessage(indices, negative, tau, numel)
 
 
 def choose_kind(msg: SparseMessage) -> int:
@@ -95,15 +94,14 @@ def choose_kind(msg: SparseMessage) -> int:
     return _choose(msg)[0]
 
 
-def _choose(msg: SparseMessage) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-    """(kind, gap codes, their varint lengths); codes and lengths only when computed (always for VARINT)."""
-    k = msg.indices.size
+def _choose(msg: SparseMessage) -> tuple[int, np.ndarray | None, int]:
+    """(kind, gap codes or None when not computed, body bytes)."""
     bitmap = _bitmap_bytes(msg)
-    if k >= bitmap:  # a varint is at least one byte per element
-        return BITMAP, None, None
+    if msg.indices.size >= bitmap:  # a varint is at least one byte per element
+        return BITMAP, None, bitmap
     codes = _gap_codes(msg)
-    lengths = _varint_lengths(codes)
-    return (VARINT if int(lengths.sum(dtype=np.int64)) <= bitmap else BITMAP), codes, lengths
+    varint = _varint_size(codes)
+    return (VARINT, codes, varint) if varint <= bitmap else (BITMAP, None, bitmap)
 
 
 def body_bits(msg: SparseMessage, kind: int) -> int:
@@ -111,95 +109,139 @@ def body_bits(msg: SparseMessage, kind: int) -> int:
     if kind == STROM:
         return 32 * msg.indices.size
     if kind == VARINT:
-        return 8 * int(_varint_lengths(_gap_codes(msg)).sum(dtype=np.int64))
+        return 8 * _varint_size(_gap_codes(msg))
     return 8 * _bitmap_bytes(msg)
 
 
-def _write_strom(msg: SparseMessage, out: np.ndarray) -> None:
-    """``index << 1 | negative`` as little-endian int32 into ``out`` (uint8 (4k,))."""
-    if msg.numel >= 2**31:
-        raise ValueError("Strom's int32 encoding holds at most 2**31 elements")
-    codes = msg.indices.astype("<u4")
-    codes <<= 1
-    codes |= msg.negative
-    out[:] = codes.view(np.uint8)
+def _arrays(msg: SparseMessage) -> tuple[np.ndarray, np.ndarray]:
+    """``msg``'s indices and negative flags as contiguous int64 and bool (no copy when they already are)."""
+    return np.ascontiguousarray(msg.indices, dtype=np.int64), np.ascontiguousarray(msg.negative, dtype=bool)
+
+
+@kernel
+def _write_strom(indices: np.ndarray, negative: np.ndarray, out: np.ndarray) -> None:
+    """``index << 1 | negative`` (int64 (k,), bool (k,)) as little-endian 32-bit codes into ``out`` uint8 (4k,)."""
+    for j in range(indices.size):
+        code = (indices[j] << 1) | negative[j]
+        for b in range(4):
+            out[4 * j + b] = (code >> (8 * b)) & 0xFF
+
+
+@kernel
+def _read_strom(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`_write_strom`: uint8 (4k,) -> (indices int64 (k,), negative bool (k,))."""
+    k = body.size // 4
+    indices = np.empty(k, dtype=np.int64)
+    negative = np.empty(k, dtype=np.bool_)
+    for j in range(k):
+        code = np.int64(0)
+        for b in range(4):
+            code |= np.int64(body[4 * j + b]) << (8 * b)
+        indices[j] = code >> 1
+        negative[j] = (code & 1) != 0
+    return indices, negative
 
 
 def _gap_codes(msg: SparseMessage) -> np.ndarray:
     """``gap << 1 | negative`` per sent element, (k,): uint32 while ``numel <= 2**31``, else uint64."""
-    dtype = np.uint32 if msg.numel <= 2**31 else np.uint64
-    idx = msg.indices
-    codes = np.empty(idx.size, dtype=dtype)
-    if idx.size:
-        codes[0] = idx[0]
-        np.subtract(idx[1:], idx[:-1], out=codes[1:], casting="unsafe")  # gap + 1 (>= 1)
-        codes[1:] -= 1
-        codes <<= 1
-        codes |= msg.negative
+    codes = np.empty(msg.indices.size, dtype=np.uint32 if msg.numel <= 2**31 else np.uint64)
+    _fill_gap_codes(*_arrays(msg), codes)
     return codes
 
 
-def _varint_lengths(codes: np.ndarray) -> np.ndarray:
-    """LEB128 length in bytes of each code, uint8 (k,)."""
-    lengths = np.ones(codes.size, dtype=np.uint8)
-    top = int(codes.max()) if codes.size else 0
-    for j in range(1, _MAX_VARINT_BYTES):
-        if top < 1 << (7 * j):
-            break
-        lengths += codes >= codes.dtype.type(1 << (7 * j))
-    return lengths
+@kernel
+def _fill_gap_codes(indices: np.ndarray, negative: np.ndarray, codes: np.ndarray) -> None:
+    """``codes[j] = (indices[j] - indices[j-1] - 1) << 1 | negative[j]`` (``indices[-1]`` taken as -1).
+
+    indices int64 (k,), negative bool (k,), codes uint32 or uint64 (k,).
+    """
+    previous = np.int64(-1)
+    for j in range(indices.size):
+        codes[j] = ((indices[j] - previous - 1) << 1) | negative[j]
+        previous = indices[j]
+
+
+@kernel
+def _varint_size(codes: np.ndarray) -> int:
+    """Bytes of the LEB128 encoding of ``codes`` (uint32 or uint64 (k,), each < 2**63): one per started 7 bits."""
+    total = 0
+    for j in range(codes.size):
+        code = np.int64(codes[j])
+        total += 1
+        for b in range(1, 9):
+            total += code >= np.int64(1) << (7 * b)
+    return total
 
 
 def _varint_body(codes: np.ndarray) -> np.ndarray:
-    lengths = _varint_lengths(codes)
-    out = np.empty(int(lengths.sum(dtype=np.int64)), dtype=np.uint8)
-    _write_varint(codes, lengths, out)
+    """The LEB128 bytes of ``codes``, uint8 (``_varint_size(codes)``,)."""
+    out = np.empty(_varint_size(codes), dtype=np.uint8)
+    _write_varint(codes, out)
     return out
 
 
-def _write_varint(codes: np.ndarray, lengths: np.ndarray, out: np.ndarray) -> None:
-    """LEB128 bytes of ``codes`` into ``out`` (uint8, ``lengths.sum()`` bytes).
+@kernel
+def _write_varint(codes: np.ndarray, out: np.ndarray) -> None:
+    """LEB128 bytes of ``codes`` (uint32 or uint64 (k,), each < 2**63) into ``out`` (uint8, ``_varint_size(codes)``).
 
-    Byte ``j`` of every code goes to ``start + j`` in one vectorised scatter,
-    ``j`` from the longest code's last byte down to 0, for all codes at once (no
-    gathers of the codes still that long). A code shorter than ``j + 1`` writes a
-    stray byte into a later code's byte ``j' < j`` (or clamped onto the last
-    byte), which that code's own write, coming later, overwrites.
+    Codes below 2**14 (one or two bytes: all but the rarest at densities above ~1e-4) are written
+    without a branch on their length: two bytes each, the second overwritten by the next code when
+    the code has one byte. Every code but the last has a next one, hence room for two bytes.
     """
-    if not codes.size:
-        return
-    starts = np.cumsum(lengths, dtype=np.int64)
-    starts -= lengths
-    pos = np.empty_like(starts)
-    for j in reversed(range(int(lengths.max()))):
-        byte = (codes >> codes.dtype.type(7 * j)).astype(np.uint8)
-        byte &= 0x7F
-        byte |= (lengths > j + 1).view(np.uint8) << 7
-        if j:
-            np.add(starts, j, out=pos)
-            np.minimum(pos, out.size - 1, out=pos)
-            out[pos] = byte
+    pos = 0
+    for j in range(codes.size - 1):
+        code = np.int64(codes[j])
+        if code < 1 << 14:
+            more = np.int64(code >= 0x80)
+            out[pos] = (code & 0x7F) | (more << 7)
+            out[pos + 1] = code >> 7
+            pos += 1 + more
         else:
-            out[starts] = byte
+            pos = _write_one_varint(code, out, pos)
+    if codes.size:
+        _write_one_varint(np.int64(codes[codes.size - 1]), out, pos)
 
 
-def _varint_decode(body: np.ndarray) -> np.ndarray:
-    """LEB128 bytes -> codes, uint64 (k,): one vectorised gather per byte position, over all codes."""
-    ends = np.flatnonzero(body < 0x80)  # last byte of each code
-    if not ends.size:
-        return np.zeros(0, dtype=np.uint64)
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    np.add(ends[:-1], 1, out=starts[1:])
-    low = body & 0x7F
-    codes = low[starts].astype(np.uint64)
-    pos = np.empty_like(starts)
-    for j in range(1, min(int((ends - starts).max()) + 1, _MAX_VARINT_BYTES)):
-        np.add(starts, j, out=pos)
-        valid = pos <= ends  # codes at least j + 1 bytes long
-        np.minimum(pos, ends, out=pos)
-        codes |= (low[pos] * valid).astype(np.uint64) << np.uint64(7 * j)
-    return codes
+@kernel
+def _write_one_varint(code: int, out: np.ndarray, pos: int) -> int:
+    """LEB128 bytes of ``code`` (0 <= code < 2**63) into ``out`` (uint8) from ``pos``; returns the position after."""
+    while code >= 0x80:
+        out[pos] = (code & 0x7F) | 0x80
+        code >>= 7
+        pos += 1
+    out[pos] = code
+    return pos + 1
+
+
+@kernel
+def _read_varint(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LEB128 gap codes (uint8 body) -> (indices int64 (k,), negative bool (k,)); a truncated last code is dropped.
+
+    Branch-free per byte: every byte writes the slot of the code it belongs to, which keeps the
+    value written by its last byte.
+    """
+    k = 0
+    for b in body:
+        k += b < 0x80
+    end = body.size
+    while end and body[end - 1] >= 0x80:
+        end -= 1
+    indices = np.empty(k, dtype=np.int64)
+    negative = np.empty(k, dtype=np.bool_)
+    index, code, shift, j = np.int64(-1), np.int64(0), np.int64(0), 0
+    for p in range(end):
+        b = np.int64(body[p])
+        code |= (b & 0x7F) << shift
+        candidate = index + (code >> 1) + 1
+        indices[j] = candidate
+        negative[j] = (code & 1) != 0
+        last = b < 0x80
+        index = candidate if last else index
+        j += last
+        keep = np.int64(last) - 1  # 0 after a code's last byte, else all ones
+        code &= keep
+        shift = (shift + 7) & keep
+    return indices, negative
 
 
 def _bitmap_bytes(msg: SparseMessage) -> int:
@@ -208,14 +250,54 @@ def _bitmap_bytes(msg: SparseMessage) -> int:
 
 
 def _bitmap_body(msg: SparseMessage) -> np.ndarray:
+    """The BITMAP body of ``msg``, uint8 (``_bitmap_bytes(msg)``,)."""
     out = np.empty(_bitmap_bytes(msg), dtype=np.uint8)
-    _write_bitmap(msg, out)
+    _write_bitmap(*_arrays(msg), out)
     return out
 
 
-def _write_bitmap(msg: SparseMessage, out: np.ndarray) -> None:
-    mask = np.zeros(msg.numel, dtype=bool)
-    mask[msg.indices] = True
-    nbytes = (msg.numel + 7) // 8
-    out[:nbytes] = np.packbits(mask)
-    out[nbytes:] = np.packbits(msg.negative)
+@kernel
+def _write_bitmap(indices: np.ndarray, negative: np.ndarray, out: np.ndarray) -> None:
+    """Presence bits of ``indices`` then the ``negative`` bits, MSB first (``np.packbits`` order), into ``out``.
+
+    indices int64 (k,), negative bool (k,); out uint8: ``ceil(numel/8) + ceil(k/8)`` bytes.
+    """
+    out[:] = 0
+    nbytes = out.size - (indices.size + 7) // 8
+    for j in range(indices.size):
+        i = indices[j]
+        out[i >> 3] |= np.uint8(0x80 >> (i & 7))
+        if negative[j]:
+            out[nbytes + (j >> 3)] |= np.uint8(0x80 >> (j & 7))
+
+
+@kernel
+def _read_bitmap(body: np.ndarray, numel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`_write_bitmap`: (indices int64 (k,), negative bool (k,)) of a ``numel`` bitmap.
+
+    Padding bits past ``numel`` are ignored.
+    """
+    nbytes = (numel + 7) // 8
+    if body.size < nbytes:
+        raise ValueError("GTC bitmap body shorter than its presence bits")
+    last = np.uint8((0xFF << (8 * nbytes - numel)) & 0xFF)  # the real bits of the last byte
+    k = 0
+    for t in range(nbytes):
+        b = body[t] & last if t == nbytes - 1 else body[t]
+        while b:
+            b &= b - np.uint8(1)
+            k += 1
+    if body.size < nbytes + (k + 7) // 8:
+        raise ValueError("GTC bitmap body shorter than its sign bits")
+    indices = np.empty(k, dtype=np.int64)
+    negative = np.empty(k, dtype=np.bool_)
+    j = 0
+    for t in range(nbytes):
+        b = body[t] & last if t == nbytes - 1 else body[t]
+        if b:
+            for bit in range(8):
+                if b & (0x80 >> bit):
+                    indices[j] = 8 * t + bit
+                    negative[j] = (body[nbytes + (j >> 3)] & (0x80 >> (j & 7))) != 0
+                    j += 1
+    return indices, negative

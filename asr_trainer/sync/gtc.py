@@ -4,12 +4,13 @@ Per worker and element (DESIGN.md section 1): ``r += g``; elements with
 ``|r| >= tau`` are sent as ``sign(r) * tau`` and ``r -= sign(r) * tau``.
 Nothing is lost: the sum of everything sent plus ``r`` equals the sum of the inputs.
 
-Speed: thresholding is memory-bound, so the residual is walked once from DRAM,
-in blocks of ``BLOCK`` elements that stay in cache while the add, the
-``|r| >= tau`` test, the index extraction and the residual update all run on
-them (numpy, in place, no temporaries of the full size, one thread: torch's
-second thread only stalls when the other core is busy). Same float32
-arithmetic, same bits as the whole-vector formulation.
+Speed: thresholding is memory-bound, so the residual is walked once from DRAM
+by one compiled loop (numba, :func:`asr_trainer.sync.jit.kernel`), 64 elements
+at a time: a vectorised ``r += g`` and ``|r| >= tau`` test into a bit mask, then
+the sent elements only (index, sign, ``r -= sign * tau``) from its set bits. No
+temporaries, one thread (torch's second thread only stalls when the other core
+is busy). Same float32 arithmetic, same bits as the whole-vector formulation.
+Aggregation is one compiled scatter (or scatter-add) per message.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 
 from asr_trainer.sync.codec import SparseMessage
 from asr_trainer.sync.config import GtcConfig
+from asr_trainer.sync.jit import kernel
 
-BLOCK = 1 << 17  # elements per block: 512 KiB of residual (+ as much contribution and |r| scratch)
+SENT_CAPACITY = 1 << 17  # sent elements the index buffers first hold (they double whenever they fill up)
 
 
 def as_float32(x: float) -> float:
@@ -33,8 +35,8 @@ def as_float32(x: float) -> float:
 def threshold(residual: torch.Tensor, tau: float, workspace: dict | None = None) -> SparseMessage:
     """Take the elements of ``residual`` (float32 (n,), updated in place) with ``|r| >= tau``.
 
-    ``workspace``: a dict kept by the caller between calls, holding scratch
-    buffers of one block (saves their allocation per call).
+    ``workspace``: a dict kept by the caller between calls, holding the
+    buffers the sent indices are collected in (saves their allocation and growth per call).
     """
     return _threshold(residual, None, tau, workspace)
 
@@ -61,52 +63,97 @@ def _threshold(
         if contribution is not None:
             residual.add_(contribution)
         return _threshold_any(residual, tau)
-    indices, negative = _threshold_blocks(r, g, np.float32(tau), _scratch(workspace))
-    if not indices:
-        return SparseMessage(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), tau, residual.numel())
-    return SparseMessage(np.concatenate(indices), np.concatenate(negative), tau, residual.numel())
+    indices, negative = _threshold_all(r, g, np.float32(tau), workspace if workspace is not None else {})
+    return SparseMessage(indices, negative, tau, residual.numel())
 
 
-def _scratch(workspace: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch of one block, float32 ``|r|`` and bool mask, kept in ``workspace`` when given."""
-    ws = workspace if workspace is not None else {}
-    if ws.get("block_abs") is None or ws["block_abs"].size < BLOCK:
-        ws["block_abs"] = np.empty(BLOCK, dtype=np.float32)
-        ws["block_mask"] = np.empty(BLOCK, dtype=bool)
-    return ws["block_abs"], ws["block_mask"]
-
-
-def _threshold_blocks(
-    r: np.ndarray, g: np.ndarray | None, tau: np.float32, scratch: tuple[np.ndarray, np.ndarray]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Walk ``r`` (float32 (n,), in place; ``r += g`` first when ``g`` is given) block by block.
-
-    Returns the non-empty blocks' sent indices (int64, into ``r``) and negative flags, in order.
-    """
-    signed_tau = np.array([tau, -tau], dtype=np.float32)  # indexed by negative
-    indices, negative = [], []
-    for start in range(0, r.size, BLOCK):
-        block = r[start:start + BLOCK]
-        if g is not None:
-            np.add(block, g[start:start + BLOCK], out=block)
-        idx, neg = _threshold_block(block, tau, signed_tau, *scratch)
-        if idx.size:
-            indices.append(idx + start if start else idx)
-            negative.append(neg)
-    return indices, negative
-
-
-def _threshold_block(
-    block: np.ndarray, tau: np.float32, signed_tau: np.ndarray, scratch: np.ndarray, mask: np.ndarray
+def _threshold_all(
+    r: np.ndarray, g: np.ndarray | None, tau: np.float32, workspace: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sent elements of one block (int64 indices into it, negative flags); updates ``block`` in place."""
-    n = block.size
-    np.greater_equal(np.abs(block, out=scratch[:n]), tau, out=mask[:n])
-    idx = np.flatnonzero(mask[:n])
-    sent = block[idx]
-    negative = sent < 0
-    block[idx] = sent - signed_tau[negative.view(np.uint8)]
-    return idx, negative
+    """:func:`_threshold_kernel` over all of ``r``, growing ``workspace``'s buffers whenever they fill up.
+
+    Returns copies of the sent indices (int64 (k,)) and negative flags (bool (k,)).
+    """
+    indices, negative = workspace.get("sent_indices"), workspace.get("sent_negative")
+    if indices is None:
+        capacity = max(SENT_CAPACITY, 1)
+        indices, negative = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=bool)
+    start = count = 0
+    while True:
+        start, count = _threshold_kernel(r, g, tau, start, indices, negative, count)
+        if start == r.size:
+            break
+        indices, negative = _grown(indices, count), _grown(negative, count)
+    workspace["sent_indices"], workspace["sent_negative"] = indices, negative
+    return indices[:count].copy(), negative[:count].copy()
+
+
+def _grown(buffer: np.ndarray, count: int) -> np.ndarray:
+    """A buffer twice the size of ``buffer`` (1-D) starting with its first ``count`` elements."""
+    out = np.empty(2 * buffer.size, dtype=buffer.dtype)
+    out[:count] = buffer[:count]
+    return out
+
+
+CHUNK = 64  # elements whose |r| >= tau tests make one uint64 bit mask
+_DE_BRUIJN = 0x03F79D71B4CB0A89  # (low bit of a mask) * this >> 58: a distinct 6-bit value per bit position
+_BIT_POSITION = np.zeros(64, dtype=np.int64)
+_BIT_POSITION[[((1 << b) * _DE_BRUIJN % 2**64) >> 58 for b in range(64)]] = np.arange(64)
+
+
+@kernel
+def _threshold_kernel(
+    r: np.ndarray, g: np.ndarray | None, tau: np.float32, start: int,
+    indices: np.ndarray, negative: np.ndarray, count: int,
+) -> tuple[int, int]:
+    """From element ``start`` of ``r`` (float32 (n,), in place): ``r += g`` (float32 (n,), skipped when
+    None), then each ``|r| >= tau`` is sent: its index appended to ``indices`` (int64 (cap,)) and its
+    sign to ``negative`` (bool (cap,)) at ``count``, and ``r -= tau`` (``r -= -tau`` when negative).
+
+    Works in chunks of CHUNK elements: a vectorised add and test into a bit mask, then a visit of the
+    set bits only. Stops before a chunk the buffers may not have room for. Returns (elements of ``r``
+    done, sent elements now in the buffers).
+    """
+    neg_tau = -tau
+    full = r.size - (r.size - start) % CHUNK
+    for i in range(start, full, CHUNK):
+        if indices.size - count < CHUNK:
+            return i, count
+        rb = r[i:i + CHUNK]
+        mask = np.uint64(0)
+        if g is not None:  # loops of constant trip count without branches: unrolled and vectorised
+            gb = g[i:i + CHUNK]
+            for t in range(CHUNK):
+                v = rb[t] + gb[t]
+                rb[t] = v
+                mask |= np.uint64(abs(v) >= tau) << np.uint64(t)
+        else:
+            for t in range(CHUNK):
+                mask |= np.uint64(abs(rb[t]) >= tau) << np.uint64(t)
+        while mask:  # the set bits only
+            low = mask & (~mask + np.uint64(1))
+            t = _BIT_POSITION[(low * np.uint64(_DE_BRUIJN)) >> np.uint64(58)]
+            mask ^= low
+            v = rb[t]
+            neg = v < 0
+            indices[count] = i + t
+            negative[count] = neg
+            count += 1
+            rb[t] = v - (neg_tau if neg else tau)
+    if indices.size - count < r.size - full:
+        return full, count
+    for i in range(full, r.size):  # the last partial chunk
+        v = r[i]
+        if g is not None:
+            v += g[i]
+            r[i] = v
+        if abs(v) >= tau:
+            neg = v < 0
+            indices[count] = i
+            negative[count] = neg
+            count += 1
+            r[i] = v - (neg_tau if neg else tau)
+    return r.size, count
 
 
 def _numpy_view(t: torch.Tensor) -> np.ndarray | None:
@@ -139,9 +186,9 @@ def aggregate(messages: Sequence[SparseMessage], out: torch.Tensor) -> torch.Ten
     Summed in the order given (the group's rank order), so every member gets
     the same bits as ``index_add_`` per message then ``div_``. Zeroes ``out``
     first; indices are unique within a message, so each message is one scatter
-    (the first, onto zeros: ``0 + v == v`` for ``v != 0``) or one
-    gather-add-scatter of its k elements; only touched elements are divided
-    (untouched ones stay +0.0 either way).
+    (the first, onto zeros: ``0 + v == v`` for ``v != 0``) or one scatter-add
+    of its k elements; only touched elements are divided, each once (untouched
+    ones stay +0.0 either way).
     """
     dense = _numpy_view(out)
     if dense is None:
@@ -152,12 +199,37 @@ def aggregate(messages: Sequence[SparseMessage], out: torch.Tensor) -> torch.Ten
     dense.fill(0)  # single-threaded: no wait on a busy second core, and as fast as torch's zero_
     if not messages:
         return out.div_(0)
-    for i, msg in enumerate(messages):
-        if i == 0 and np.float32(msg.tau) != 0:
-            dense[msg.indices] = msg.values()
-        else:
-            dense[msg.indices] += msg.values()
+    arrays = [(np.ascontiguousarray(m.indices, dtype=np.int64), np.ascontiguousarray(m.negative, dtype=bool))
+              for m in messages]
+    for i, (msg, (indices, negative)) in enumerate(zip(messages, arrays)):
+        tau = np.float32(msg.tau)
+        _scatter(dense, indices, negative, tau, bool(i > 0 or tau == 0))
     if len(messages) > 1:
-        touched = np.concatenate([msg.indices for msg in messages])
-        dense[touched] = dense[touched] / np.float32(len(messages))
+        divided = np.zeros((dense.size + 7) // 8, dtype=np.uint8)  # one bit per element
+        for indices, _ in arrays:
+            _divide_once(dense, indices, np.float32(len(messages)), divided)
     return out
+
+
+@kernel
+def _scatter(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32, add: bool) -> None:
+    """``dense[indices] (+)= where(negative, -tau, tau)``: dense float32 (n,), indices int64 (k,) unique."""
+    neg_tau = -tau
+    for j in range(indices.size):
+        v = neg_tau if negative[j] else tau
+        if add:
+            dense[indices[j]] += v
+        else:
+            dense[indices[j]] = v
+
+
+@kernel
+def _divide_once(dense: np.ndarray, indices: np.ndarray, m: np.float32, divided: np.ndarray) -> None:
+    """``dense[i] /= m`` for each ``i`` in ``indices`` (int64 (k,)) not yet marked in ``divided``
+    (uint8 (ceil(n/8),), one bit per element of ``dense``), then marks it."""
+    for j in range(indices.size):
+        i = indices[j]
+        bit = np.uint8(1 << (i & 7))
+        if not divided[i >> 3] & bit:
+            divided[i >> 3] |= bit
+            dense[i] = dense[i] / m
