@@ -187,3 +187,12 @@ def test_kernels_compile_where_no_cache_directory_is_writable(monkeypatch):
     with pytest.raises(RuntimeError):  # what numba's own njit(cache=True) does there
         caching.FunctionCache(twice)
     assert kernel(twice)(21) == 42
+
+
+@pytest.mark.parametrize("encoding", ["strom", "compact"])
+def test_payload_naming_an_element_beyond_the_vector_is_rejected(encoding):
+    msg = SparseMessage(np.array([3, 90], dtype=np.int64), np.array([False, True]), 0.5, 100)
+    payload = encode(msg, encoding)
+    assert np.array_equal(decode(payload, 100).indices, [3, 90])
+    with pytest.raises(ValueError, match="corrupt GTC payload.*vector of 50"):
+        decode(payload, 50)  # the receiver's vector is shorter: the scatter would write out of bounds

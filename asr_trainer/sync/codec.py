@@ -86,6 +86,9 @@ def decode(payload: torch.Tensor, numel: int) -> SparseMessage:
         indices, negative = _read_bitmap(body, numel)
     else:
         raise ValueError(f"unknown GTC payload kind {kind}")
+    if indices.size and (int(indices.max()) >= numel or int(indices.min()) < 0):
+        # the compiled scatters do not bounds-check: a corrupt message must stop here
+        raise ValueError(f"corrupt GTC payload ({KIND_NAMES[kind]}): element index outside a vector of {numel}")
     return SparseMessage(indices, negative, tau, numel)
 
 
