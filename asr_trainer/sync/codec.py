@@ -44,6 +44,11 @@ class SparseMessage:
     tau: float
     numel: int
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``indices`` and ``negative`` as contiguous int64 and bool, what the compiled loops take (no copy
+        when they already are)."""
+        return np.ascontiguousarray(self.indices, dtype=np.int64), np.ascontiguousarray(self.negative, dtype=bool)
+
     def values(self) -> np.ndarray:
         """The sent values, float32 (k,): ``+tau`` or ``-tau``."""
         tau = np.float32(self.tau)
@@ -52,7 +57,7 @@ class SparseMessage:
 
 def encode(msg: SparseMessage, encoding: Literal["strom", "compact"] = "compact") -> torch.Tensor:
     """The payload of ``msg``: uint8 tensor (HEADER_BYTES + body,)."""
-    indices, negative = _arrays(msg)
+    indices, negative = msg.arrays()
     if encoding == "strom":
         if msg.numel >= 2**31:
             raise ValueError("Strom's int32 encoding holds at most 2**31 elements")
@@ -116,11 +121,6 @@ def body_bits(msg: SparseMessage, kind: int) -> int:
     return 8 * _bitmap_bytes(msg)
 
 
-def _arrays(msg: SparseMessage) -> tuple[np.ndarray, np.ndarray]:
-    """``msg``'s indices and negative flags as contiguous int64 and bool (no copy when they already are)."""
-    return np.ascontiguousarray(msg.indices, dtype=np.int64), np.ascontiguousarray(msg.negative, dtype=bool)
-
-
 @kernel
 def _write_strom(indices: np.ndarray, negative: np.ndarray, out: np.ndarray) -> None:
     """``index << 1 | negative`` (int64 (k,), bool (k,)) as little-endian 32-bit codes into ``out`` uint8 (4k,)."""
@@ -148,7 +148,7 @@ def _read_strom(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _gap_codes(msg: SparseMessage) -> np.ndarray:
     """``gap << 1 | negative`` per sent element, (k,): uint32 while ``numel <= 2**31``, else uint64."""
     codes = np.empty(msg.indices.size, dtype=np.uint32 if msg.numel <= 2**31 else np.uint64)
-    _fill_gap_codes(*_arrays(msg), codes)
+    _fill_gap_codes(*msg.arrays(), codes)
     return codes
 
 
@@ -255,7 +255,7 @@ def _bitmap_bytes(msg: SparseMessage) -> int:
 def _bitmap_body(msg: SparseMessage) -> np.ndarray:
     """The BITMAP body of ``msg``, uint8 (``_bitmap_bytes(msg)``,)."""
     out = np.empty(_bitmap_bytes(msg), dtype=np.uint8)
-    _write_bitmap(*_arrays(msg), out)
+    _write_bitmap(*msg.arrays(), out)
     return out
 
 

@@ -199,8 +199,7 @@ def aggregate(messages: Sequence[SparseMessage], out: torch.Tensor) -> torch.Ten
     dense.fill(0)  # single-threaded: no wait on a busy second core, and as fast as torch's zero_
     if not messages:
         return out.div_(0)
-    arrays = [(np.ascontiguousarray(m.indices, dtype=np.int64), np.ascontiguousarray(m.negative, dtype=bool))
-              for m in messages]
+    arrays = [m.arrays() for m in messages]
     for i, (msg, (indices, negative)) in enumerate(zip(messages, arrays)):
         tau = np.float32(msg.tau)
         _scatter(dense, indices, negative, tau, bool(i > 0 or tau == 0))
