@@ -43,15 +43,14 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from asr_trainer.sync.launch import run_processes
 
 OPS = ("all_reduce", "all_gather", "broadcast")
 FP32_BYTES = 4
@@ -65,12 +64,6 @@ class Timing:
     world: int
     size_bytes: int
     seconds: float
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_op(op: str, tensor: torch.Tensor, gathered: list[torch.Tensor]) -> None:
@@ -99,25 +92,15 @@ def _time_loop(op: str, numel: int, world: int, warmup: int, repeats: int) -> fl
     return float(elapsed.item()) / repeats
 
 
-def _worker(rank: int, world: int, port: int, plan: dict, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
-    try:
-        rows = []
-        for op in plan["ops"]:
-            for size in plan["sizes"]:
-                numel = max(1, size // FP32_BYTES)
-                trials = [
-                    _time_loop(op, numel, world, plan["warmup"], plan["repeats"])
-                    for _ in range(plan["trials"])
-                ]
-                rows.append((op, numel * FP32_BYTES, min(trials)))
-        if rank == 0:
-            torch.save(rows, os.path.join(out_dir, f"timings-{world}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _measure(rank: int, world: int, plan: dict) -> list[tuple[str, int, float]]:
+    """(op, bytes, seconds per call) for every op and size of ``plan``, on one rank of the group."""
+    rows = []
+    for op in plan["ops"]:
+        for size in plan["sizes"]:
+            numel = max(1, size // FP32_BYTES)
+            trials = [_time_loop(op, numel, world, plan["warmup"], plan["repeats"]) for _ in range(plan["trials"])]
+            rows.append((op, numel * FP32_BYTES, min(trials)))
+    return rows
 
 
 def measure_collectives(
@@ -140,12 +123,9 @@ def measure_collectives(
     plan = {"ops": list(ops), "sizes": list(sizes_bytes), "warmup": warmup,
             "repeats": repeats, "trials": trials}
     results: list[Timing] = []
-    with tempfile.TemporaryDirectory() as out_dir:
-        for world in world_sizes:
-            mp.start_processes(_worker, args=(world, _free_port(), plan, out_dir),
-                               nprocs=world, join=True, start_method="fork")
-            rows = torch.load(os.path.join(out_dir, f"timings-{world}.pt"))
-            results += [Timing(op, world, size, sec) for op, size, sec in rows]
+    for world in world_sizes:
+        rows = run_processes(_measure, world, plan, start_method="fork")[0]  # every rank holds the same maxima
+        results += [Timing(op, world, size, sec) for op, size, sec in rows]
     return results
 
 

@@ -3,12 +3,16 @@
     def work(rank: int, world_size: int, steps: int) -> float: ...
     results = run_processes(work, 4, 20)      # [work(0, 4, 20), ..., work(3, 4, 20)]
 
-Processes are spawned (fresh interpreters), meet on a free 127.0.0.1 TCP port,
-use one intra-op thread each, and return their (picklable) results by rank.
+Processes are spawned (fresh interpreters; ``start_method="fork"`` copies the parent
+instead), use one intra-op thread each, and return their (picklable) results by
+rank. They meet at a TCP store the parent hosts on 127.0.0.1: it binds port 0, so
+the kernel picks a free port atomically (a port probed free and bound later can
+be taken in between by another socket).
 """
 
 from __future__ import annotations
 
+import datetime
 import pickle
 import socket
 from typing import Any, Callable
@@ -19,23 +23,25 @@ import torch.multiprocessing as mp
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (racy: for launchers that must be told a port,
+    such as torchrun's ``--rdzv-endpoint``; :func:`run_processes` does not need it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def run_processes(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "gloo",
-                  timeout_s: float = 120.0) -> list[Any]:
+                  timeout_s: float = 120.0, start_method: str = "spawn") -> list[Any]:
     """``[fn(rank, world_size, *args) for rank in range(world_size)]``, each in its own process.
 
     ``fn`` must be importable (module level). A failing process raises here.
     """
-    ctx = mp.get_context("spawn")
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timeout)
+    ctx = mp.get_context(start_method)
     queue = ctx.SimpleQueue()
-    init = f"tcp://127.0.0.1:{free_port()}"
-    procs = mp.start_processes(_entry, args=(fn, world_size, init, backend, timeout_s, queue, args),
-                               nprocs=world_size, join=False, start_method="spawn")
+    procs = mp.start_processes(_entry, args=(fn, world_size, store.port, backend, timeout, queue, args),
+                               nprocs=world_size, join=False, start_method=start_method)
     results: dict[int, Any] = {}
     done = False
     while not done:
@@ -46,13 +52,11 @@ def run_processes(fn: Callable[..., Any], world_size: int, *args: Any, backend: 
     return [results[r] for r in range(world_size)]
 
 
-def _entry(rank: int, fn: Callable[..., Any], world_size: int, init: str, backend: str, timeout_s: float,
-           queue: Any, args: tuple) -> None:
-    import datetime
-
+def _entry(rank: int, fn: Callable[..., Any], world_size: int, port: int, backend: str,
+           timeout: datetime.timedelta, queue: Any, args: tuple) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group(backend, init_method=init, rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout_s))
+    store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=timeout)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     try:
         queue.put((rank, pickle.dumps(fn(rank, world_size, *args))))
     finally:
