@@ -33,6 +33,7 @@ SYSTEMS = {
     "gtc-n4": ("gtc", 4, 4, 0.15, 0.01),
     "bmuf-n4": ("bmuf", 4, 1, 0.22, None),
     "hybrid-n8-g2": ("hybrid", 8, 2, 0.18, 0.02),
+    "gtc-n2": ("gtc", 2, 2, 0.15, 0.01),  # same N as allreduce-n2: compared with it too
 }
 
 
@@ -89,7 +90,8 @@ def per_utt_errors(utts) -> dict[str, tuple[int, int]]:
 
 def test_rows_wer_and_paired_ci(exp_root, scenario):
     rows = collect_rows(exp_root, "baseline", CFG, scenario)
-    assert [r.name for r in rows] == ["baseline", "allreduce-n2", "gtc-n4", "bmuf-n4", "hybrid-n8-g2"]
+    assert [r.name for r in rows] == ["baseline", "allreduce-n2", "gtc-n2", "gtc-n4", "bmuf-n4",
+                                         "hybrid-n8-g2"]
     base_utts = make_utts(0.1, seed=1)
     assert rows[0].is_baseline and rows[0].strategy == "none" and rows[0].workers == 1
     assert (rows[0].rel.estimate, rows[0].rel.low, rows[0].rel.high, rows[0].modeled_speedup) == (0, 0, 0, 1)
@@ -107,6 +109,18 @@ def test_rows_wer_and_paired_ci(exp_root, scenario):
         assert (row.rel.estimate, row.rel.low, row.rel.high) == pytest.approx((want.estimate, want.low, want.high))
         assert row.rel.low <= row.rel.estimate <= row.rel.high
         assert row.bytes_per_step == pytest.approx(1000.0 * n)
+
+
+def test_paired_ci_against_the_dense_run_of_the_same_workers(exp_root, scenario):
+    rows = {r.name: r for r in collect_rows(exp_root, "baseline", CFG, scenario)}
+    dense, gtc = per_utt_errors(make_utts(0.12, seed=10)), per_utt_errors(make_utts(0.15, seed=14))
+    ids = sorted(dense)
+    want = relative_increase_ci(np.array([gtc[c][0] for c in ids]), np.array([dense[c][0] for c in ids]),
+                                np.array([dense[c][1] for c in ids]), n_resamples=200, seed=3)
+    got = rows["gtc-n2"].vs_dense
+    assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high))
+    # no all-reduce run at 4 or 8 workers; the dense run and the baseline are not compared with themselves
+    assert all(rows[n].vs_dense is None for n in ("baseline", "allreduce-n2", "gtc-n4", "bmuf-n4", "hybrid-n8-g2"))
 
 
 def test_pairing_is_by_cut_id_not_order():
@@ -158,6 +172,9 @@ def test_tables_csv_and_plots(exp_root, scenario, tmp_path):
             float(b["modeled_speedup"])) == (0, 0, 0, 1)
     for rec, row in zip(records[1:], rows[1:]):
         assert float(rec["ci95_low_pct"]) == pytest.approx(row.rel.low, abs=1e-4)
+        dense = rec["rel_vs_allreduce_pct"]
+        assert (dense == "") == (row.vs_dense is None)
+        assert dense == "" or float(dense) == pytest.approx(row.vs_dense.estimate, abs=1e-4)
         assert float(rec["modeled_speedup"]) == pytest.approx(row.modeled_speedup, abs=1e-4)
     text = md.read_text()
     assert "MEASURED" in text and "MODELLED" in text and "25gbe" in text and "paired" in text.lower()

@@ -11,6 +11,9 @@ What each row holds, and where it comes from:
 * ``rel``: relative WER increase over the baseline, percent, with a PAIRED
   per-utterance bootstrap CI (:func:`asr_trainer.report.bootstrap.relative_increase_ci`);
   utterances are paired by cut id and both systems must hold exactly the same cut ids.
+* ``vs_dense``: relative WER change over the dense all-reduce run with the same number of
+  workers (when the study has one), the same paired bootstrap: the cost of compressing the
+  synchronisation alone, with the cost of the large effective batch taken out.
 * ``bytes_per_step`` / ``bytes_received_per_step``: MEASURED message sizes per worker per step.
 * ``time_split``: MEASURED seconds per step on the machine that trained (compute,
   encode_decode, communicate), as written in ``sync_stats.json``.
@@ -21,7 +24,7 @@ What each row holds, and where it comes from:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import kaldialign
@@ -80,6 +83,7 @@ class Row:
     time_split: dict[str, float]  # measured: compute, encode_decode, communicate
     modeled_speedup: float
     is_baseline: bool = False
+    vs_dense: Interval | None = None  # relative WER change vs the all-reduce run of the same N, if any
 
 
 # ---------------------------------------------------------------- reading one experiment
@@ -253,10 +257,29 @@ def collect_rows(exp_root: Path, baseline: str, cfg: ReportConfig, scenario: Sce
         raise UserError(f"baseline {baseline!r} ran with {base_stats['workers']} workers; it must have 1")
     base = utterance_errors(load_recogs(dirs[baseline], cfg))
     rows = [make_row(dirs[baseline], base, base_stats, Interval(0.0, 0.0, 0.0, cfg.level, 0), scenario, True)]
+    systems = {}
     for name, d in dirs.items():
         if name == baseline:
             continue
-        system = utterance_errors(load_recogs(d, cfg))
-        rows.append(make_row(d, system, load_stats(d), relative_increase(base, system, name, cfg), scenario))
+        systems[name] = utterance_errors(load_recogs(d, cfg))
+        rows.append(make_row(d, systems[name], load_stats(d), relative_increase(base, systems[name], name, cfg),
+                             scenario))
     rows[1:] = sorted(rows[1:], key=lambda r: (STRATEGY_ORDER.index(r.strategy), r.workers, r.group_size, r.name))
-    return rows
+    return against_dense(rows, systems, cfg)
+
+
+def against_dense(rows: list[Row], systems: dict[str, dict], cfg: ReportConfig) -> list[Row]:
+    """``rows`` with ``vs_dense`` set on every compressed run (gtc, bmuf, hybrid) that has an all-reduce
+    run of the same N among them (the first by name where there are several); ``systems``: name ->
+    :func:`utterance_errors`."""
+    dense: dict[int, Row] = {}
+    for r in rows:
+        if r.strategy == "allreduce":
+            dense.setdefault(r.workers, r)
+    out = []
+    for r in rows:
+        ref = dense.get(r.workers)
+        if ref is not None and r.strategy not in ("allreduce", BASELINE_STRATEGY):
+            r = replace(r, vs_dense=relative_increase(systems[ref.name], systems[r.name], r.name, cfg))
+        out.append(r)
+    return out

@@ -41,6 +41,7 @@ CSV_COLUMNS = (
     "name", "strategy", "workers", "group_size", "num_utts", "ref_words", "test_wer",
     "rel_wer_increase_pct", "ci95_low_pct", "ci95_high_pct", "bytes_per_step", "bytes_received_per_step",
     "gtc_density", "compute_s", "encode_decode_s", "communicate_s", "modeled_speedup",
+    "rel_vs_allreduce_pct", "vs_allreduce_ci95_low_pct", "vs_allreduce_ci95_high_pct",
 )
 
 
@@ -56,6 +57,8 @@ def csv_record(row: Row) -> dict[str, object]:
         "gtc_density": "" if row.gtc_density is None else row.gtc_density,
         "compute_s": t.get("compute", ""), "encode_decode_s": t.get("encode_decode", ""),
         "communicate_s": t.get("communicate", ""), "modeled_speedup": round(row.modeled_speedup, 4),
+        **dict(zip(CSV_COLUMNS[-3:], ("", "", "") if row.vs_dense is None else
+                   (round(x, 4) for x in (row.vs_dense.estimate, row.vs_dense.low, row.vs_dense.high)))),
     }
 
 
@@ -86,13 +89,16 @@ def _cells(row: Row) -> list[str]:
     paper = PAPER_RESULTS.get(row.strategy, {}).get(row.workers)
     paper_s = "-" if paper is None else f"{paper.speedup:g}x / " + (
         paper.note if paper.rel_wer_pct is None else f"{paper.rel_wer_pct:+g}%")
+    d = row.vs_dense
+    dense = "-" if d is None else f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}]"
     return [row.name, row.strategy, str(row.workers), str(row.group_size), f"{row.test_wer:.2f}", rel, ci,
-            _bytes(row.bytes_per_step), _ms(row.time_split, "compute"), _ms(row.time_split, "encode_decode"),
-            _ms(row.time_split, "communicate"), f"{row.modeled_speedup:.1f}x", paper_s]
+            dense, _bytes(row.bytes_per_step), _ms(row.time_split, "compute"),
+            _ms(row.time_split, "encode_decode"), _ms(row.time_split, "communicate"),
+            f"{row.modeled_speedup:.1f}x", paper_s]
 
 
-TABLE_HEADER = ["name", "strategy", "N", "g", "WER %", "rel. WER %", "95% CI", "bytes/step",
-                "compute ms", "enc/dec ms", "comm ms", "speed-up*", "paper"]
+TABLE_HEADER = ["name", "strategy", "N", "g", "WER %", "rel. WER %", "95% CI", "vs all-reduce (CI)",
+                "bytes/step", "compute ms", "enc/dec ms", "comm ms", "speed-up*", "paper"]
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -146,7 +152,9 @@ def report_markdown(rows: Sequence[Row], cfg: ReportConfig, scenario: Scenario, 
         "## What is measured and what is modelled\n",
         f"- MEASURED: WER; relative WER increase = (WER - WER_baseline) / WER_baseline * 100 with a "
         f"{pct} CI from a PAIRED per-utterance bootstrap ({cfg.n_resamples} resamples, seed {cfg.seed}; "
-        "utterances paired by cut id, the same resample applied to both systems); bytes sent per worker "
+        "utterances paired by cut id, the same resample applied to both systems); the same against the "
+        "dense all-reduce run of the same N (`vs all-reduce`, where the study has one): what compressing "
+        "the synchronisation costs once the large effective batch is taken out; bytes sent per worker "
         "per step and the step-time split (compute, GTC encode/decode, communication), in milliseconds, "
         "as `sync_stats.json` records them on the machine that trained (a simulated run hosts every "
         "worker in one process, so its times are totals over the workers).",
