@@ -165,12 +165,21 @@ def test_empty_message_every_kind():
         _same(decode(encode(msg, encoding), 13), msg)
 
 
-def test_bitmap_padding_bits_are_ignored_and_short_bodies_rejected():
+def test_bitmap_padding_bits_are_ignored_and_short_or_long_bodies_rejected():
     payload = np.array([BITMAP, 0, 0, 0, 63, 0b10000001, 0b11111111, 0b10000000], dtype=np.uint8)
     out = decode(torch.from_numpy(payload), 9)  # bits 9..15 of the presence bytes are padding
     assert out.indices.tolist() == [0, 7, 8] and out.negative.tolist() == [True, False, False]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="shorter than its sign bits"):
         decode(torch.from_numpy(payload[:-1]), 9)  # three sent elements need a byte of sign bits
+    with pytest.raises(ValueError, match="longer than the sign bits"):
+        decode(torch.from_numpy(np.append(payload, np.uint8(0))), 9)  # a second sign byte for three elements
+
+
+def test_bitmap_writer_overwrites_whatever_the_buffer_held():
+    msg = _message(1001, 0.3, seed=5)
+    out = np.full(codec._bitmap_bytes(msg), 0xFF, dtype=np.uint8)
+    codec._write_bitmap(*msg.arrays(), out)
+    assert out.tobytes() == _reference_bodies(msg)[BITMAP]
 
 
 def test_kernels_compile_where_no_cache_directory_is_writable(monkeypatch):

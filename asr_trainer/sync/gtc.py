@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM's cttz: one instruction
 
 from asr_trainer.sync.codec import SparseMessage
 from asr_trainer.sync.config import GtcConfig
@@ -96,9 +97,6 @@ def _grown(buffer: np.ndarray, count: int) -> np.ndarray:
 
 
 CHUNK = 64  # elements whose |r| >= tau tests make one uint64 bit mask
-_DE_BRUIJN = 0x03F79D71B4CB0A89  # (low bit of a mask) * this >> 58: a distinct 6-bit value per bit position
-_BIT_POSITION = np.zeros(64, dtype=np.int64)
-_BIT_POSITION[[((1 << b) * _DE_BRUIJN % 2**64) >> 58 for b in range(64)]] = np.arange(64)
 
 
 @kernel
@@ -130,10 +128,9 @@ def _threshold_kernel(
         else:
             for t in range(CHUNK):
                 mask |= np.uint64(abs(rb[t]) >= tau) << np.uint64(t)
-        while mask:  # the set bits only
-            low = mask & (~mask + np.uint64(1))
-            t = _BIT_POSITION[(low * np.uint64(_DE_BRUIJN)) >> np.uint64(58)]
-            mask ^= low
+        while mask:  # the set bits only, lowest first
+            t = trailing_zeros(mask)
+            mask &= mask - np.uint64(1)
             v = rb[t]
             neg = v < 0
             indices[count] = i + t
