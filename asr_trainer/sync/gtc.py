@@ -25,7 +25,7 @@ from asr_trainer.sync.codec import SparseMessage
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.jit import kernel
 
-SENT_CAPACITY = 1 << 17  # sent elements the index buffers first hold (they double whenever they fill up)
+SENT_CAPACITY = 1 << 17  # sent elements the index arrays hold at least (they double whenever they fill up)
 
 
 def as_float32(x: float) -> float:
@@ -36,8 +36,8 @@ def as_float32(x: float) -> float:
 def threshold(residual: torch.Tensor, tau: float, workspace: dict | None = None) -> SparseMessage:
     """Take the elements of ``residual`` (float32 (n,), updated in place) with ``|r| >= tau``.
 
-    ``workspace``: a dict kept by the caller between calls, holding the
-    buffers the sent indices are collected in (saves their allocation and growth per call).
+    ``workspace``: a dict kept by the caller between calls, holding the size of the
+    arrays the sent indices are collected in (saves their growth per call).
     """
     return _threshold(residual, None, tau, workspace)
 
@@ -71,22 +71,23 @@ def _threshold(
 def _threshold_all(
     r: np.ndarray, g: np.ndarray | None, tau: np.float32, workspace: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_threshold_kernel` over all of ``r``, growing ``workspace``'s buffers whenever they fill up.
+    """:func:`_threshold_kernel` over all of ``r``: the sent indices (int64 (k,)) and negative flags (bool (k,)).
 
-    Returns copies of the sent indices (int64 (k,)) and negative flags (bool (k,)).
+    They are written straight into the arrays returned (views of the first k elements: no copy).
+    Those are allocated with ``workspace["capacity"]`` elements, twice the last call's k (at most
+    ``r.size``, at least SENT_CAPACITY): pages never written are never touched, so the headroom
+    costs address space only; when k outgrows it they grow by doubling.
     """
-    indices, negative = workspace.get("sent_indices"), workspace.get("sent_negative")
-    if indices is None:
-        capacity = max(SENT_CAPACITY, 1)
-        indices, negative = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=bool)
+    capacity = min(r.size, workspace.get("capacity", SENT_CAPACITY))
+    indices, negative = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=bool)
     start = count = 0
     while True:
         start, count = _threshold_kernel(r, g, tau, start, indices, negative, count)
         if start == r.size:
             break
         indices, negative = _grown(indices, count), _grown(negative, count)
-    workspace["sent_indices"], workspace["sent_negative"] = indices, negative
-    return indices[:count].copy(), negative[:count].copy()
+    workspace["capacity"] = max(SENT_CAPACITY, 2 * count)
+    return indices[:count], negative[:count]
 
 
 def _grown(buffer: np.ndarray, count: int) -> np.ndarray:
