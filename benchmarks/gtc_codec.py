@@ -5,8 +5,9 @@
 
 Throughput is GB/s of fp32 gradient processed (4 bytes x elements / seconds)
 for one worker's full GTC round: ``r += g`` fused with the threshold
-(:func:`accumulate_and_threshold`), encode, decode, and the mean of the decoded
-message into a dense fp32 vector (:func:`aggregate`, which zeroes it first).
+(:func:`accumulate_and_threshold`), encode, then decode and the mean of the decoded
+message into a dense fp32 vector (:func:`aggregate_payloads`, which zeroes it first), as the trainer
+runs them (workspaces kept between rounds).
 The residual is reset to zero before each timed round, outside the timer, so
 every round sends the same message. Best of ``--repeats`` rounds, after one
 warm-up (which also pays the numba kernels' first load from their on-disk
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from asr_trainer.sync import codec
-from asr_trainer.sync.gtc import accumulate_and_threshold, aggregate
+from asr_trainer.sync.gtc import accumulate_and_threshold, aggregate_payloads
 
 
 def best_time(fn, repeats: int, setup=None) -> float:
@@ -59,12 +60,12 @@ def codec_throughput(numel: int, density: float, encoding: str, repeats: int) ->
     grad = torch.randn(numel, generator=gen)
     tau = float(torch.quantile(grad[: 1 << 20].abs(), 1 - density))
     residual, out = torch.zeros(numel), torch.zeros(numel)
-    achieved, workspace = [], {}
+    achieved, workspace, decode_workspace = [], {}, {}
 
     def round_trip() -> None:
         msg = accumulate_and_threshold(residual, grad, tau, workspace)
         achieved.append(msg.indices.size / numel)
-        aggregate([codec.decode(codec.encode(msg, encoding), numel)], out)
+        aggregate_payloads([codec.encode(msg, encoding)], out, decode_workspace)
 
     return 4 * numel / best_time(round_trip, repeats, residual.zero_) / 1e9, achieved[-1]
 

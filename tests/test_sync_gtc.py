@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from asr_trainer.sync import GtcConfig, Replica, SimCommunicator, build_strategy, gtc
+from asr_trainer.sync import GtcConfig, Replica, SimCommunicator, build_strategy, codec, gtc
 from asr_trainer.sync.codec import SparseMessage, decode, encode
-from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate, as_float32, threshold
+from asr_trainer.sync.gtc import (accumulate_and_threshold, adapt_tau, aggregate, aggregate_payloads, as_float32,
+                                  threshold)
 
 GRADS = [[0.5, -1.25, 2.5], [0.75, 0.5, -0.25], [-0.5, -0.5, 0.25]]  # exact in binary
 
@@ -127,6 +128,23 @@ def test_aggregate_of_several_messages_matches_index_add_then_divide():
         assert torch.equal(got, want), k
 
 
+def test_aggregate_of_payloads_decoded_into_one_workspace_matches_aggregate():
+    numel = 4099
+    rng = np.random.default_rng(4)
+    messages = [SparseMessage(np.sort(rng.choice(numel, k, replace=False)), rng.random(k) < 0.5, tau, numel)
+                for k, tau in ((40, 0.25), (3000, 0.5), (7, 0.0), (900, 0.125))]  # varint, bitmap, growth
+    payloads = [codec.encode(m, enc) for m, enc in zip(messages, ("compact", "compact", "strom", "compact"))]
+    assert {int(p[0]) for p in payloads} == {codec.STROM, codec.VARINT, codec.BITMAP}
+    workspace = {}
+    for k in (1, 2, 4, 3):  # the buffers grow, then are reused by shorter messages
+        want = aggregate(messages[:k], torch.zeros(numel))
+        got = aggregate_payloads(payloads[:k], torch.full((numel,), 7.0), workspace)
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32)), k
+    assert workspace["decoded_indices"].size == 3000
+    view = codec.decode(payloads[0], numel, workspace)
+    assert np.shares_memory(view.indices, workspace["decoded_indices"]) and view.indices.size == 40
+
+
 @pytest.mark.parametrize("numel", [1, 63, 64, 65, 200, 4099])
 @pytest.mark.parametrize("tau", [0.0, 0.01, 1.0, 3.0])
 @pytest.mark.parametrize("fused", [False, True])
@@ -148,7 +166,7 @@ def test_compiled_threshold_grows_its_buffers_and_matches_the_rule(monkeypatch, 
         np.testing.assert_array_equal(msg.negative, want_neg)
         assert torch.equal(got_r.view(torch.int32), want_r.view(torch.int32))
     assert tau > 0.5 or msg.indices.size >= numel // 2
-    assert workspace["capacity"] >= msg.indices.size
+    assert msg.indices.base is workspace["sent_indices"]  # a view of the grown buffer
 
 
 def test_threshold_of_a_zero_length_residual_is_an_empty_message():

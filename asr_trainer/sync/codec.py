@@ -78,24 +78,47 @@ def encode(msg: SparseMessage, encoding: Literal["strom", "compact"] = "compact"
     return torch.from_numpy(payload)
 
 
-def decode(payload: torch.Tensor, numel: int) -> SparseMessage:
-    """Inverse of :func:`encode`; ``numel`` is the length of the flat vector."""
+def decode(payload: torch.Tensor, numel: int, workspace: dict | None = None) -> SparseMessage:
+    """Inverse of :func:`encode`; ``numel`` is the length of the flat vector.
+
+    ``workspace``: a dict the caller keeps between calls. With it, the message's arrays are views of
+    buffers held there, reused by the next decode with the same workspace: read the message before
+    decoding the next (:func:`asr_trainer.sync.gtc.aggregate_payloads` does). Large fresh arrays
+    cost a page fault per page on every call (glibc maps allocations above 32 MB anew each time);
+    reused ones do not.
+    """
     raw = payload.numpy() if payload.dtype == torch.uint8 else payload.to(torch.uint8).numpy()
     kind = int(raw[0])
     tau = float(raw[1:HEADER_BYTES].copy().view("<f4")[0])
     body = np.ascontiguousarray(raw[HEADER_BYTES:])
     if kind == STROM:
-        indices, negative = _read_strom(body)
+        indices, negative = _outputs(body.size // 4, workspace)
+        _read_strom(body, indices, negative)
     elif kind == VARINT:
-        indices, negative = _read_varint(body)
+        indices, negative = _outputs(_varint_count(body), workspace)
+        _read_varint(body, indices, negative)
     elif kind == BITMAP:
-        indices, negative = _read_bitmap(body, numel)
+        if body.size < (numel + 7) // 8:
+            raise ValueError("GTC bitmap body shorter than its presence bits")
+        indices, negative = _outputs(8 * (body.size - (numel + 7) // 8), workspace)  # k to within 8
+        k = _read_bitmap(body, numel, indices, negative)
+        indices, negative = indices[:k], negative[:k]
     else:
         raise ValueError(f"unknown GTC payload kind {kind}")
     if indices.size and (int(indices.max()) >= numel or int(indices.min()) < 0):
         # the compiled scatters do not bounds-check: a corrupt message must stop here
         raise ValueError(f"corrupt GTC payload ({KIND_NAMES[kind]}): element index outside a vector of {numel}")
     return SparseMessage(indices, negative, tau, numel)
+
+
+def _outputs(k: int, workspace: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays for k decoded elements (int64 (k,), bool (k,)): fresh, or views of ``workspace``'s buffers."""
+    if workspace is None:
+        return np.empty(k, dtype=np.int64), np.empty(k, dtype=bool)
+    indices = workspace.get("decoded_indices")
+    if indices is None or indices.size < k:
+        workspace["decoded_indices"], workspace["decoded_negative"] = np.empty(k, np.int64), np.empty(k, bool)
+    return workspace["decoded_indices"][:k], workspace["decoded_negative"][:k]
 
 
 def choose_kind(msg: SparseMessage) -> int:
@@ -132,18 +155,14 @@ def _write_strom(indices: np.ndarray, negative: np.ndarray, out: np.ndarray) -> 
 
 
 @kernel
-def _read_strom(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`_write_strom`: uint8 (4k,) -> (indices int64 (k,), negative bool (k,))."""
-    k = body.size // 4
-    indices = np.empty(k, dtype=np.int64)
-    negative = np.empty(k, dtype=np.bool_)
-    for j in range(k):
+def _read_strom(body: np.ndarray, indices: np.ndarray, negative: np.ndarray) -> None:
+    """Inverse of :func:`_write_strom`: uint8 (4k,) into indices int64 (k,) and negative bool (k,)."""
+    for j in range(body.size // 4):
         code = np.int64(0)
         for b in range(4):
             code |= np.int64(body[4 * j + b]) << (8 * b)
         indices[j] = code >> 1
         negative[j] = (code & 1) != 0
-    return indices, negative
 
 
 def _gap_codes(msg: SparseMessage) -> np.ndarray:
@@ -218,20 +237,25 @@ def _write_one_varint(code: int, out: np.ndarray, pos: int) -> int:
 
 
 @kernel
-def _read_varint(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LEB128 gap codes (uint8 body) -> (indices int64 (k,), negative bool (k,)); a truncated last code is dropped.
+def _varint_count(body: np.ndarray) -> int:
+    """Complete LEB128 codes in ``body`` (uint8): its bytes below 0x80 (each ends a code)."""
+    k = 0
+    for b in body:
+        k += b < 0x80
+    return k
+
+
+@kernel
+def _read_varint(body: np.ndarray, indices: np.ndarray, negative: np.ndarray) -> None:
+    """LEB128 gap codes (uint8 body) into indices int64 (k,) and negative bool (k,), k = ``_varint_count(body)``;
+    a truncated last code is dropped.
 
     Branch-free per byte: every byte writes the slot of the code it belongs to, which keeps the
     value written by its last byte.
     """
-    k = 0
-    for b in body:
-        k += b < 0x80
     end = body.size
     while end and body[end - 1] >= 0x80:
         end -= 1
-    indices = np.empty(k, dtype=np.int64)
-    negative = np.empty(k, dtype=np.bool_)
     index, code, shift, j = np.int64(-1), np.int64(0), np.int64(0), 0
     for p in range(end):
         b = np.int64(body[p])
@@ -245,7 +269,6 @@ def _read_varint(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keep = np.int64(last) - 1  # 0 after a code's last byte, else all ones
         code &= keep
         shift = (shift + 7) & keep
-    return indices, negative
 
 
 def _bitmap_bytes(msg: SparseMessage) -> int:
@@ -284,20 +307,16 @@ _TOP_BIT = np.uint64(1) << np.uint64(63)
 
 
 @kernel
-def _read_bitmap(body: np.ndarray, numel: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`_write_bitmap`: (indices int64 (k,), negative bool (k,)) of a ``numel`` bitmap.
+def _read_bitmap(body: np.ndarray, numel: int, indices: np.ndarray, negative: np.ndarray) -> int:
+    """Inverse of :func:`_write_bitmap`: the sent elements of a ``numel`` bitmap into indices int64 and
+    negative bool, both ``8 * (body.size - ceil(numel/8))`` long (what the sign bytes allow); returns k.
 
     Reads the presence bits 64 at a time as a big-endian word (bit 63: the word's first element)
-    and visits only its set bits (leading-zero count). The sign bytes give k to within 8, which
-    sizes the outputs; a body whose sign bytes do not match its presence bits is refused. Padding
-    bits past ``numel`` are ignored.
+    and visits only its set bits (leading-zero count). A body whose sign bytes do not match its
+    presence bits is refused. Padding bits past ``numel`` are ignored.
     """
     nbytes = (numel + 7) // 8
-    if body.size < nbytes:
-        raise ValueError("GTC bitmap body shorter than its presence bits")
-    capacity = 8 * (body.size - nbytes)
-    indices = np.empty(capacity, dtype=np.int64)
-    negative = np.empty(capacity, dtype=np.bool_)
+    capacity = indices.size
     last = np.uint64((0xFF << (8 * nbytes - numel)) & 0xFF)  # the real bits of the last byte
     j = 0
     for w in range((nbytes + 7) // 8):
@@ -317,4 +336,4 @@ def _read_bitmap(body: np.ndarray, numel: int) -> tuple[np.ndarray, np.ndarray]:
             j += 1
     if capacity - j >= 8:
         raise ValueError("GTC bitmap body longer than the sign bits of its presence bits")
-    return indices[:j], negative[:j]
+    return j

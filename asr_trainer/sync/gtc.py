@@ -15,17 +15,17 @@ Aggregation is one compiled scatter (or scatter-add) per message.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM's cttz: one instruction
 
-from asr_trainer.sync.codec import SparseMessage
+from asr_trainer.sync.codec import SparseMessage, decode
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.jit import kernel
 
-SENT_CAPACITY = 1 << 17  # sent elements the index arrays hold at least (they double whenever they fill up)
+SENT_CAPACITY = 1 << 17  # sent elements the index buffers first hold (they double whenever they fill up)
 
 
 def as_float32(x: float) -> float:
@@ -36,8 +36,10 @@ def as_float32(x: float) -> float:
 def threshold(residual: torch.Tensor, tau: float, workspace: dict | None = None) -> SparseMessage:
     """Take the elements of ``residual`` (float32 (n,), updated in place) with ``|r| >= tau``.
 
-    ``workspace``: a dict kept by the caller between calls, holding the size of the
-    arrays the sent indices are collected in (saves their growth per call).
+    ``workspace``: a dict kept by the caller between calls, holding the buffers the
+    sent elements are collected in. The message's arrays are views of them, valid until
+    the next call with the same workspace: encode it before (the trainer does). Reused
+    buffers save the growth and, above 32 MB, the fresh pages of new arrays per call.
     """
     return _threshold(residual, None, tau, workspace)
 
@@ -71,22 +73,19 @@ def _threshold(
 def _threshold_all(
     r: np.ndarray, g: np.ndarray | None, tau: np.float32, workspace: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_threshold_kernel` over all of ``r``: the sent indices (int64 (k,)) and negative flags (bool (k,)).
-
-    They are written straight into the arrays returned (views of the first k elements: no copy).
-    Those are allocated with ``workspace["capacity"]`` elements, twice the last call's k (at most
-    ``r.size``, at least SENT_CAPACITY): pages never written are never touched, so the headroom
-    costs address space only; when k outgrows it they grow by doubling.
-    """
-    capacity = min(r.size, workspace.get("capacity", SENT_CAPACITY))
-    indices, negative = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=bool)
+    """:func:`_threshold_kernel` over all of ``r``: the sent indices (int64 (k,)) and negative flags (bool (k,)),
+    views of ``workspace``'s buffers, which grow by doubling whenever they fill up."""
+    indices, negative = workspace.get("sent_indices"), workspace.get("sent_negative")
+    if indices is None:
+        capacity = min(r.size, SENT_CAPACITY)
+        indices, negative = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=bool)
     start = count = 0
     while True:
         start, count = _threshold_kernel(r, g, tau, start, indices, negative, count)
         if start == r.size:
             break
         indices, negative = _grown(indices, count), _grown(negative, count)
-    workspace["capacity"] = max(SENT_CAPACITY, 2 * count)
+    workspace["sent_indices"], workspace["sent_negative"] = indices, negative
     return indices[:count], negative[:count]
 
 
@@ -185,48 +184,65 @@ def aggregate(messages: Sequence[SparseMessage], out: torch.Tensor) -> torch.Ten
     the same bits as ``index_add_`` per message then ``div_``. Zeroes ``out``
     first; indices are unique within a message, so each message is one scatter
     (the first, onto zeros: ``0 + v == v`` for ``v != 0``) or one scatter-add
-    of its k elements; only touched elements are divided, each once (untouched
-    ones stay +0.0 either way).
+    of its k elements, which also marks the elements it touched (one bit each);
+    then only the marked elements are divided, each once (untouched ones stay
+    +0.0 either way).
     """
+    return _mean_into(messages, len(messages), out)
+
+
+def aggregate_payloads(payloads: Sequence[torch.Tensor], out: torch.Tensor, workspace: dict) -> torch.Tensor:
+    """:func:`aggregate` of the decoded ``payloads`` (uint8, :func:`asr_trainer.sync.codec.encode`).
+
+    Each payload is decoded into ``workspace``'s buffers (a dict the caller keeps between steps)
+    and scattered before the next is decoded: no fresh index arrays per message and step.
+    """
+    numel = out.numel()
+    return _mean_into((decode(p, numel, workspace) for p in payloads), len(payloads), out)
+
+
+def _mean_into(messages: Iterable[SparseMessage], m: int, out: torch.Tensor) -> torch.Tensor:
+    """:func:`aggregate` of the ``m`` messages ``messages`` yields, each read once, in order."""
     dense = _numpy_view(out)
     if dense is None:
         out.zero_()
         for msg in messages:
             out.index_add_(0, torch.from_numpy(msg.indices), torch.from_numpy(msg.values()))
-        return out.div_(len(messages))
+        return out.div_(m)
     dense.fill(0)  # single-threaded: no wait on a busy second core, and as fast as torch's zero_
-    if not messages:
+    if m == 0:
         return out.div_(0)
-    arrays = [m.arrays() for m in messages]
-    for i, (msg, (indices, negative)) in enumerate(zip(messages, arrays)):
+    marks = np.zeros((dense.size + 63) // 64, dtype=np.uint64) if m > 1 else None  # one bit per element
+    for i, msg in enumerate(messages):
         tau = np.float32(msg.tau)
-        _scatter(dense, indices, negative, tau, bool(i > 0 or tau == 0))
-    if len(messages) > 1:
-        divided = np.zeros((dense.size + 7) // 8, dtype=np.uint8)  # one bit per element
-        for indices, _ in arrays:
-            _divide_once(dense, indices, np.float32(len(messages)), divided)
+        _scatter(dense, *msg.arrays(), tau, bool(i > 0 or tau == 0), marks)
+    if marks is not None:
+        _divide_marked(dense, marks, np.float32(m))
     return out
 
 
 @kernel
-def _scatter(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32, add: bool) -> None:
-    """``dense[indices] (+)= where(negative, -tau, tau)``: dense float32 (n,), indices int64 (k,) unique."""
+def _scatter(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32, add: bool,
+             marks: np.ndarray | None) -> None:
+    """``dense[indices] (+)= where(negative, -tau, tau)``: dense float32 (n,), indices int64 (k,) unique;
+    sets bit ``i`` of ``marks`` (uint64 (ceil(n/64),)) for every index ``i`` unless ``marks`` is None."""
     neg_tau = -tau
     for j in range(indices.size):
+        i = indices[j]
         v = neg_tau if negative[j] else tau
         if add:
-            dense[indices[j]] += v
+            dense[i] += v
         else:
-            dense[indices[j]] = v
+            dense[i] = v
+        if marks is not None:
+            marks[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
 
 
 @kernel
-def _divide_once(dense: np.ndarray, indices: np.ndarray, m: np.float32, divided: np.ndarray) -> None:
-    """``dense[i] /= m`` for each ``i`` in ``indices`` (int64 (k,)) not yet marked in ``divided``
-    (uint8 (ceil(n/8),), one bit per element of ``dense``), then marks it."""
-    for j in range(indices.size):
-        i = indices[j]
-        bit = np.uint8(1 << (i & 7))
-        if not divided[i >> 3] & bit:
-            divided[i >> 3] |= bit
-            dense[i] = dense[i] / m
+def _divide_marked(dense: np.ndarray, marks: np.ndarray, m: np.float32) -> None:
+    """``dense[i] /= m`` for every bit ``i`` set in ``marks`` (uint64 (ceil(n/64),)); dense float32 (n,)."""
+    for w in range(marks.size):
+        word = marks[w]
+        while word:
+            dense[64 * w + trailing_zeros(word)] /= m
+            word &= word - np.uint64(1)

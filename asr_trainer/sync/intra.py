@@ -12,11 +12,11 @@ from typing import Sequence
 import torch
 
 from asr_trainer.sync import flat
-from asr_trainer.sync.codec import decode, encode
+from asr_trainer.sync.codec import encode
 from asr_trainer.sync.comm import Group, local_sum
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.context import GroupState, StepContext
-from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate, as_float32
+from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate_payloads, as_float32
 from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimizer
 
 
@@ -97,8 +97,7 @@ class GtcSync:
             bufs.average(ctx, gs.group)
             with ctx.timed("encode_decode"):
                 total = gs.extra.setdefault("aggregate", torch.zeros_like(gs.extra["residual"][gs.members[0]]))
-                numel = total.numel()
-                agg = aggregate([decode(p, numel) for p in gathered], total)
+                agg = aggregate_payloads(gathered, total, gs.extra.setdefault("decode_workspace", {}))
             if self.cfg.threshold_on == "gradient":
                 flat.set_grads(gs.model, agg)
                 ctx.update(gs.replica)
