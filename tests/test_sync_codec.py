@@ -34,7 +34,7 @@ def test_each_compact_kind_round_trips_including_large_gaps(kind):
     numel = 2**31 - 1 if kind == VARINT else 70_000
     idx = np.array([0, 1, 200, 20_000, 69_999] + ([3_000_000, numel - 1] if kind == VARINT else []))
     msg = SparseMessage(idx.astype(np.int64), np.arange(idx.size) % 2 == 0, 0.5, numel)
-    body = codec._varint_body(codec._gap_codes(msg)) if kind == VARINT else codec._bitmap_body(msg)
+    body = codec._varint_body(msg) if kind == VARINT else codec._bitmap_body(msg)
     payload = torch.from_numpy(np.concatenate([np.array([kind, 0, 0, 0, 63], dtype=np.uint8), body]))
     out = decode(payload, numel)
     np.testing.assert_array_equal(out.indices, msg.indices)
@@ -84,7 +84,7 @@ def test_varint_body_is_plain_leb128_of_gap_codes():
     negative = np.arange(len(gaps)) % 3 == 0
     msg = SparseMessage(indices, negative, 0.5, int(indices[-1]) + 1)
     want = _leb128((g << 1) | int(n) for g, n in zip(gaps, negative))
-    assert codec._varint_body(codec._gap_codes(msg)).tobytes() == want
+    assert codec._varint_body(msg).tobytes() == want
     assert codec.body_bits(msg, VARINT) == 8 * len(want)
     _same(codec.decode(encode(msg, "compact"), msg.numel), msg)
 
@@ -113,8 +113,7 @@ def _reference_bodies(msg: SparseMessage) -> dict[int, bytes]:
 def test_compiled_bodies_match_plain_references_and_round_trip(numel, density):
     msg = _message(numel, density, seed=numel)
     for kind, want in _reference_bodies(msg).items():
-        body = {STROM: lambda: encode(msg, "strom")[codec.HEADER_BYTES:].numpy(), VARINT: lambda: codec._varint_body(
-            codec._gap_codes(msg)), BITMAP: lambda: codec._bitmap_body(msg)}[kind]()
+        body = {STROM: lambda: encode(msg, "strom")[codec.HEADER_BYTES:].numpy(), VARINT: lambda: codec._varint_body(msg), BITMAP: lambda: codec._bitmap_body(msg)}[kind]()
         assert body.tobytes() == want, kind
         assert codec.body_bits(msg, kind) == 8 * len(want)
         payload = torch.from_numpy(np.concatenate([np.array([kind, 0, 0, 0, 62], dtype=np.uint8), body]))
@@ -131,35 +130,34 @@ def test_varint_codes_of_every_length_in_random_order(last_bytes):
     rng = np.random.default_rng(last_bytes)
     lengths = np.append(rng.integers(1, 6, 500), last_bytes)
     low = np.where(lengths == 1, 0, 1 << (7 * (lengths - 1)))
-    codes = np.minimum(rng.integers(low, 1 << (7 * lengths)), 2**32 - 1).astype(np.uint32)
-    want = _leb128(int(c) for c in codes)
-    assert codec._varint_body(codes).tobytes() == want
-    assert codec._varint_size(codes) == len(want)
-    gaps, negative = codes.astype(np.int64) >> 1, (codes & 1).astype(bool)
+    codes = np.minimum(rng.integers(low, 1 << (7 * lengths)), 2**32 - 1).astype(np.int64)
+    gaps, negative = codes >> 1, (codes & 1).astype(bool)
     indices = np.cumsum(gaps + 1) - 1
+    msg = SparseMessage(indices, negative, 0.5, int(indices[-1]) + 1)
+    want = _leb128(int(c) for c in codes)
+    assert codec._varint_body(msg).tobytes() == want
+    assert codec._varint_size(indices) == len(want)
     back = decode(torch.from_numpy(np.frombuffer(bytes([VARINT, 0, 0, 0, 63]) + want, dtype=np.uint8).copy()),
-                  int(indices[-1]) + 1)
+                  msg.numel)
     np.testing.assert_array_equal(back.indices, indices)
     np.testing.assert_array_equal(back.negative, negative)
 
 
-@pytest.mark.parametrize("numel", [2**31, 2**31 + 10])
-def test_gap_codes_at_the_uint32_limit_and_beyond(numel):
-    # numel == 2**31: the last gap code is 2**32 - 1, the largest uint32; one more element: uint64 codes
+@pytest.mark.parametrize("numel", [2**31, 2**31 + 10, 2**40])
+def test_gap_codes_of_32_bits_and_beyond(numel):
+    # numel == 2**31: the last gap code is 2**32 - 1; beyond it codes need more than 32 bits
     indices = np.array([0, 5, numel - 2, numel - 1], dtype=np.int64)
     negative = np.array([True, False, True, True])
     msg = SparseMessage(indices, negative, 0.5, numel)
-    codes = codec._gap_codes(msg)
-    assert codes.dtype == (np.uint32 if numel <= 2**31 else np.uint64)
     want = [1, 8, (numel - 2 - 5 - 1) << 1 | 1, 1]
-    assert codes.tolist() == want
-    assert codec._varint_body(codes).tobytes() == _leb128(want)
+    assert codec._varint_body(msg).tobytes() == _leb128(want)
+    assert codec._varint_size(indices) == len(_leb128(want))
     _same(decode(encode(msg, "compact"), numel), msg)
 
 
 def test_empty_message_every_kind():
     msg = SparseMessage(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), 0.25, 13)
-    assert codec._varint_body(codec._gap_codes(msg)).size == 0
+    assert codec._varint_body(msg).size == 0
     assert codec._bitmap_body(msg).tolist() == [0, 0]
     for encoding in ("strom", "compact"):
         _same(decode(encode(msg, encoding), 13), msg)

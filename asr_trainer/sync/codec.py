@@ -17,7 +17,7 @@ endian), then the body:
 the payload and read back by small compiled loops (numba, cached on disk: see
 :func:`asr_trainer.sync.jit.kernel`), one pass over the k sent elements (or the
 ``numel/8`` bitmap bytes) each: no per-byte-position passes, no ``numel``-sized
-temporaries. Gap codes are uint32 while ``numel <= 2**31``, else uint64.
+temporaries. The varint gap codes are computed on the fly from the indices, never stored.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def encode(msg: SparseMessage, encoding: Literal["strom", "compact"] = "compact"
             raise ValueError("Strom's int32 encoding holds at most 2**31 elements")
         kind, size = STROM, 4 * indices.size
     else:
-        kind, codes, size = _choose(msg)
+        kind, size = _choose(msg)
     payload = np.empty(HEADER_BYTES + size, dtype=np.uint8)  # body written in place: no concatenation
     payload[0] = kind
     payload[1:HEADER_BYTES] = np.array([msg.tau], dtype="<f4").view(np.uint8)
@@ -72,7 +72,7 @@ def encode(msg: SparseMessage, encoding: Literal["strom", "compact"] = "compact"
     if kind == STROM:
         _write_strom(indices, negative, body)
     elif kind == VARINT:
-        _write_varint(codes, body)
+        _write_varint(indices, negative, body)
     else:
         _write_bitmap(indices, negative, body)
     return torch.from_numpy(payload)
@@ -126,14 +126,13 @@ def choose_kind(msg: SparseMessage) -> int:
     return _choose(msg)[0]
 
 
-def _choose(msg: SparseMessage) -> tuple[int, np.ndarray | None, int]:
-    """(kind, gap codes or None when not computed, body bytes)."""
+def _choose(msg: SparseMessage) -> tuple[int, int]:
+    """(kind, body bytes)."""
     bitmap = _bitmap_bytes(msg)
     if msg.indices.size >= bitmap:  # a varint is at least one byte per element
-        return BITMAP, None, bitmap
-    codes = _gap_codes(msg)
-    varint = _varint_size(codes)
-    return (VARINT, codes, varint) if varint <= bitmap else (BITMAP, None, bitmap)
+        return BITMAP, bitmap
+    varint = _varint_size(msg.arrays()[0])
+    return (VARINT, varint) if varint <= bitmap else (BITMAP, bitmap)
 
 
 def body_bits(msg: SparseMessage, kind: int) -> int:
@@ -141,7 +140,7 @@ def body_bits(msg: SparseMessage, kind: int) -> int:
     if kind == STROM:
         return 32 * msg.indices.size
     if kind == VARINT:
-        return 8 * _varint_size(_gap_codes(msg))
+        return 8 * _varint_size(msg.arrays()[0])
     return 8 * _bitmap_bytes(msg)
 
 
@@ -165,64 +164,49 @@ def _read_strom(body: np.ndarray, indices: np.ndarray, negative: np.ndarray) -> 
         negative[j] = (code & 1) != 0
 
 
-def _gap_codes(msg: SparseMessage) -> np.ndarray:
-    """``gap << 1 | negative`` per sent element, (k,): uint32 while ``numel <= 2**31``, else uint64."""
-    codes = np.empty(msg.indices.size, dtype=np.uint32 if msg.numel <= 2**31 else np.uint64)
-    _fill_gap_codes(*msg.arrays(), codes)
-    return codes
-
-
 @kernel
-def _fill_gap_codes(indices: np.ndarray, negative: np.ndarray, codes: np.ndarray) -> None:
-    """``codes[j] = (indices[j] - indices[j-1] - 1) << 1 | negative[j]`` (``indices[-1]`` taken as -1).
-
-    indices int64 (k,), negative bool (k,), codes uint32 or uint64 (k,).
-    """
-    previous = np.int64(-1)
+def _varint_size(indices: np.ndarray) -> int:
+    """Bytes of the LEB128 gap codes ``gap << 1 | negative`` of ``indices`` (int64 (k,) sorted; ``gap``: the
+    unsent elements since the previous sent one), one per started 7 bits. The sign bit never changes a
+    code's length (``2**(7b)`` is even), so only the indices are read."""
+    total, previous = 0, np.int64(-1)
     for j in range(indices.size):
-        codes[j] = ((indices[j] - previous - 1) << 1) | negative[j]
+        code = (indices[j] - previous - 1) << 1
         previous = indices[j]
-
-
-@kernel
-def _varint_size(codes: np.ndarray) -> int:
-    """Bytes of the LEB128 encoding of ``codes`` (uint32 or uint64 (k,), each < 2**63): one per started 7 bits."""
-    total = 0
-    for j in range(codes.size):
-        code = np.int64(codes[j])
         total += 1
         for b in range(1, 9):
             total += code >= np.int64(1) << (7 * b)
     return total
 
 
-def _varint_body(codes: np.ndarray) -> np.ndarray:
-    """The LEB128 bytes of ``codes``, uint8 (``_varint_size(codes)``,)."""
-    out = np.empty(_varint_size(codes), dtype=np.uint8)
-    _write_varint(codes, out)
+def _varint_body(msg: SparseMessage) -> np.ndarray:
+    """The VARINT body of ``msg``, uint8 (``_varint_size``,)."""
+    indices, negative = msg.arrays()
+    out = np.empty(_varint_size(indices), dtype=np.uint8)
+    _write_varint(indices, negative, out)
     return out
 
 
 @kernel
-def _write_varint(codes: np.ndarray, out: np.ndarray) -> None:
-    """LEB128 bytes of ``codes`` (uint32 or uint64 (k,), each < 2**63) into ``out`` (uint8, ``_varint_size(codes)``).
+def _write_varint(indices: np.ndarray, negative: np.ndarray, out: np.ndarray) -> None:
+    """LEB128 gap codes ``gap << 1 | negative`` of ``indices`` (int64 (k,) sorted) and ``negative`` (bool (k,))
+    into ``out`` (uint8, ``_varint_size(indices)``); codes below 2**63.
 
     Codes below 2**14 (one or two bytes: all but the rarest at densities above ~1e-4) are written
     without a branch on their length: two bytes each, the second overwritten by the next code when
     the code has one byte. Every code but the last has a next one, hence room for two bytes.
     """
-    pos = 0
-    for j in range(codes.size - 1):
-        code = np.int64(codes[j])
-        if code < 1 << 14:
+    pos, previous = 0, np.int64(-1)
+    for j in range(indices.size):
+        code = ((indices[j] - previous - 1) << 1) | np.int64(negative[j])
+        previous = indices[j]
+        if code < 1 << 14 and j < indices.size - 1:
             more = np.int64(code >= 0x80)
             out[pos] = (code & 0x7F) | (more << 7)
             out[pos + 1] = code >> 7
             pos += 1 + more
         else:
             pos = _write_one_varint(code, out, pos)
-    if codes.size:
-        _write_one_varint(np.int64(codes[codes.size - 1]), out, pos)
 
 
 @kernel
