@@ -141,6 +141,13 @@ def test_aggregate_of_payloads_decoded_into_one_workspace_matches_aggregate():
         got = aggregate_payloads(payloads[:k], torch.full((numel,), 7.0), workspace)
         assert torch.equal(got.view(torch.int32), want.view(torch.int32)), k
     assert workspace["decoded_indices"].size == 3000
+    for order in ([2, 0], [2], [0, 2, 1]):  # tau 0 first: +0.0 everywhere it is sent, as 0 + (-0.0) gives
+        want = torch.zeros(numel)
+        for i in order:
+            want.index_add_(0, torch.from_numpy(messages[i].indices), torch.from_numpy(messages[i].values()))
+        want.div_(len(order))
+        got = aggregate_payloads([payloads[i] for i in order], torch.full((numel,), 7.0), workspace)
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32)), order
     view = codec.decode(payloads[0], numel, workspace)
     assert np.shares_memory(view.indices, workspace["decoded_indices"]) and view.indices.size == 40
 

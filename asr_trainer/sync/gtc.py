@@ -181,12 +181,12 @@ def aggregate(messages: Sequence[SparseMessage], out: torch.Tensor) -> torch.Ten
     """Mean over ``messages`` of their +/-tau vectors, into ``out`` (float32 (n,)).
 
     Summed in the order given (the group's rank order), so every member gets
-    the same bits as ``index_add_`` per message then ``div_``. Zeroes ``out``
-    first; indices are unique within a message, so each message is one scatter
-    (the first, onto zeros: ``0 + v == v`` for ``v != 0``) or one scatter-add
-    of its k elements, which also marks the elements it touched (one bit each);
-    then only the marked elements are divided, each once (untouched ones stay
-    +0.0 either way).
+    the same bits as zeroing ``out``, ``index_add_`` per message, then ``div_``.
+    The first message is written with the zeros around it in one sequential
+    pass over ``out``; each further one is a scatter-add of its k elements
+    (indices are unique within a message). Every message marks the elements
+    it touched (one bit each) when there are several, and only the marked
+    elements are divided, each once (untouched ones stay +0.0 either way).
     """
     return _mean_into(messages, len(messages), out)
 
@@ -209,31 +209,49 @@ def _mean_into(messages: Iterable[SparseMessage], m: int, out: torch.Tensor) -> 
         for msg in messages:
             out.index_add_(0, torch.from_numpy(msg.indices), torch.from_numpy(msg.values()))
         return out.div_(m)
-    dense.fill(0)  # single-threaded: no wait on a busy second core, and as fast as torch's zero_
     if m == 0:
-        return out.div_(0)
+        return out.zero_().div_(0)
     marks = np.zeros((dense.size + 63) // 64, dtype=np.uint64) if m > 1 else None  # one bit per element
     for i, msg in enumerate(messages):
-        tau = np.float32(msg.tau)
-        _scatter(dense, *msg.arrays(), tau, bool(i > 0 or tau == 0), marks)
+        (_scatter_add if i else _expand)(dense, *msg.arrays(), np.float32(msg.tau), marks)
     if marks is not None:
         _divide_marked(dense, marks, np.float32(m))
     return out
 
 
+BLOCK = 4096  # elements of ``dense`` zeroed then scattered into while in L1 cache (16 KB)
+
+
 @kernel
-def _scatter(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32, add: bool,
-             marks: np.ndarray | None) -> None:
-    """``dense[indices] (+)= where(negative, -tau, tau)``: dense float32 (n,), indices int64 (k,) unique;
+def _expand(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32,
+            marks: np.ndarray | None) -> None:
+    """``dense = 0; dense[indices] += where(negative, -tau, tau)`` in one pass over ``dense`` (float32
+    (n,)), BLOCK elements at a time: zeroed, then its sent elements (indices int64 (k,) sorted, unique)
+    written while the block is in cache; ``0 + v`` (``+0.0`` where tau is 0, as the scatter-add gives).
+    Marks them in ``marks`` (see :func:`_scatter_add`)."""
+    zero = np.float32(0)
+    v_pos, v_neg = zero + tau, zero + -tau
+    j = 0
+    for start in range(0, dense.size, BLOCK):
+        stop = min(dense.size, start + BLOCK)
+        dense[start:stop] = zero
+        while j < indices.size and indices[j] < stop:
+            i = indices[j]
+            dense[i] = v_neg if negative[j] else v_pos
+            if marks is not None:
+                marks[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+            j += 1
+
+
+@kernel
+def _scatter_add(dense: np.ndarray, indices: np.ndarray, negative: np.ndarray, tau: np.float32,
+                 marks: np.ndarray | None) -> None:
+    """``dense[indices] += where(negative, -tau, tau)``: dense float32 (n,), indices int64 (k,) unique;
     sets bit ``i`` of ``marks`` (uint64 (ceil(n/64),)) for every index ``i`` unless ``marks`` is None."""
     neg_tau = -tau
     for j in range(indices.size):
         i = indices[j]
-        v = neg_tau if negative[j] else tau
-        if add:
-            dense[i] += v
-        else:
-            dense[i] = v
+        dense[i] += neg_tau if negative[j] else tau
         if marks is not None:
             marks[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
 
