@@ -105,10 +105,18 @@ def decode(payload: torch.Tensor, numel: int, workspace: dict | None = None) -> 
         indices, negative = indices[:k], negative[:k]
     else:
         raise ValueError(f"unknown GTC payload kind {kind}")
-    if indices.size and (int(indices.max()) >= numel or int(indices.min()) < 0):
-        # the compiled scatters do not bounds-check: a corrupt message must stop here
+    if not _all_below(indices, numel):  # the compiled scatters do not bounds-check: a corrupt message stops here
         raise ValueError(f"corrupt GTC payload ({KIND_NAMES[kind]}): element index outside a vector of {numel}")
     return SparseMessage(indices, negative, tau, numel)
+
+
+@kernel
+def _all_below(indices: np.ndarray, numel: int) -> bool:
+    """Whether every index (int64 (k,)) is in ``[0, numel)``: one pass, no temporaries."""
+    for j in range(indices.size):
+        if indices[j] < 0 or indices[j] >= numel:
+            return False
+    return True
 
 
 def _outputs(k: int, workspace: dict | None) -> tuple[np.ndarray, np.ndarray]:
