@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from asr_trainer.report.bootstrap import Interval
 from asr_trainer.report.collect import ReportConfig, Row
 from asr_trainer.report.cost_model import Scenario
 
@@ -57,9 +58,14 @@ def csv_record(row: Row) -> dict[str, object]:
         "gtc_density": "" if row.gtc_density is None else row.gtc_density,
         "compute_s": t.get("compute", ""), "encode_decode_s": t.get("encode_decode", ""),
         "communicate_s": t.get("communicate", ""), "modeled_speedup": round(row.modeled_speedup, 4),
-        **dict(zip(CSV_COLUMNS[-3:], ("", "", "") if row.vs_dense is None else
-                   (round(x, 4) for x in (row.vs_dense.estimate, row.vs_dense.low, row.vs_dense.high)))),
+        **_dense_record(row.vs_dense),
     }
+
+
+def _dense_record(d: Interval | None) -> dict[str, object]:
+    """The three ``results.csv`` cells of the comparison with dense all-reduce; empty when there is none."""
+    values = ("", "", "") if d is None else (round(d.estimate, 4), round(d.low, 4), round(d.high, 4))
+    return dict(zip(("rel_vs_allreduce_pct", "vs_allreduce_ci95_low_pct", "vs_allreduce_ci95_high_pct"), values))
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
