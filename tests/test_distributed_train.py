@@ -127,7 +127,6 @@ def _train_args(corpus: Path, exp_dir: Path, options=(), overrides=()) -> list[s
             + TRAIN + [f"model.{m}" for m in MODEL] + list(overrides))
 
 
-@pytest.mark.slow
 def _two_launchers(corpus: Path, exp: Path) -> tuple[list[int], list[str]]:
     """Two torchrun launchers (one process each) meeting at a c10d rendezvous on 127.0.0.1."""
     port = free_port()
@@ -141,6 +140,7 @@ def _two_launchers(corpus: Path, exp: Path) -> tuple[list[int], list[str]]:
     return [p.returncode for p in procs], outs
 
 
+@pytest.mark.slow
 def test_two_node_torchrun_on_localhost(corpus, tmp_path):
     exp = tmp_path / "exp"
     codes, outs = _two_launchers(corpus, exp)
