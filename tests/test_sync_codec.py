@@ -113,7 +113,9 @@ def _reference_bodies(msg: SparseMessage) -> dict[int, bytes]:
 def test_compiled_bodies_match_plain_references_and_round_trip(numel, density):
     msg = _message(numel, density, seed=numel)
     for kind, want in _reference_bodies(msg).items():
-        body = {STROM: lambda: encode(msg, "strom")[codec.HEADER_BYTES:].numpy(), VARINT: lambda: codec._varint_body(msg), BITMAP: lambda: codec._bitmap_body(msg)}[kind]()
+        writers = {STROM: lambda: encode(msg, "strom")[codec.HEADER_BYTES:].numpy(),
+                   VARINT: lambda: codec._varint_body(msg), BITMAP: lambda: codec._bitmap_body(msg)}
+        body = writers[kind]()
         assert body.tobytes() == want, kind
         assert codec.body_bits(msg, kind) == 8 * len(want)
         payload = torch.from_numpy(np.concatenate([np.array([kind, 0, 0, 0, 62], dtype=np.uint8), body]))
