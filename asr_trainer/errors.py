@@ -8,3 +8,7 @@ exits with status 2 instead of showing a stack trace.
 
 class UserError(Exception):
     """A clear, actionable error about the user's input or environment."""
+
+
+class Interrupted(UserError):
+    """Training stopped on request (Ctrl-C) after saving a checkpoint; ``asr-trainer`` exits with status 130."""

@@ -7,7 +7,8 @@
 # 2. A virtualenv in .venv (created when missing).
 # 3. torch==2.13.0 (the CPU wheel) only when no torch is importable, so a
 #    GPU machine keeps its own build.
-# 4. `pip install -e .[dev]`, redone only when setup.cfg changes.
+# 4. `pip install -e .[synth,dev]` (the package, the TTS engines of the synthetic corpus, pytest),
+#    redone only when setup.cfg changes. `pip install .` alone gives the lean trainer.
 # A second call only checks: each step is skipped when already satisfied.
 
 APT_PACKAGES=(
@@ -67,8 +68,8 @@ asr_ensure_venv() {
   local stamp="$root/.venv/.asr_trainer-installed" want
   want=$(cat "$root/setup.cfg" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    _asr_log "pip install -e .[dev]"
-    _asr_pip install -e "$root[dev]" || return 1
+    _asr_log "pip install -e .[synth,dev]"
+    _asr_pip install -e "$root[synth,dev]" || return 1
     echo "$want" > "$stamp"
   fi
 }

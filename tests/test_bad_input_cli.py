@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asr_trainer.bin.main import main as cli
-from asr_trainer.train import checkpoint as ckpt
+from asr_trainer import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_decode_settings_errors_exit_2_naming_the_key(tmp_path, capsys, extra, k
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A finished 2-worker simulated GTC run with a mid-epoch checkpoint, and its corpus."""
-    from asr_trainer.train.synthetic import write_tone_corpus
+    from asr_trainer.testing.tones import write_tone_corpus
 
     return write_tone_corpus(tmp_path_factory.mktemp("badresume"), {"train": 12, "dev": 2})
 
@@ -80,15 +80,15 @@ def _run_args(d: Path, exp: Path, workers: str, *extra: str) -> list[str]:
             "model.tdnn_lstm.num_lstm_layers=1", *extra]
 
 
-def test_resume_with_other_worker_count_or_damaged_state_is_a_user_error(tiny_run, tmp_path, capsys):
+def test_resume_with_other_worker_count_or_damaged_state(tiny_run, tmp_path, capsys):
     exp = tmp_path / "exp"
     assert cli(_run_args(tiny_run, exp, "2")) == 0
     capsys.readouterr()
     code = cli(_run_args(tiny_run, exp, "3", "--resume"))
     err = capsys.readouterr().err
     assert code == 2 and "use the same number" in err and "Traceback" not in err
-    latest = ckpt.latest_complete(exp)
-    (exp / latest["files"][1]).write_bytes(b"truncated")  # the strategy state latest.json names
+    latest = ckpt.read_pointer(exp)
+    (exp / latest.files[1]).write_bytes(b"truncated")  # the strategy state latest.json names
     code = cli(_run_args(tiny_run, exp, "2", "--resume"))
     err = capsys.readouterr().err
-    assert code == 2 and "cannot read checkpoint" in err and "Traceback" not in err
+    assert code == 0 and "cannot read checkpoint" in err and "going on from checkpoint-" in err  # the previous set

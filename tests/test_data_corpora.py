@@ -111,3 +111,16 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "corpus directory not found" in err and "Traceback" not in err
+
+
+def test_a_split_with_only_bad_entries_is_a_one_line_error(kaldi_corpus, tmp_path, capsys):
+    train = kaldi_corpus / "train"
+    lines = (train / "wav.scp").read_text().splitlines()
+    (train / "wav.scp").write_text("".join(f"{line}\n" for line in lines if not line.startswith("u")))  # bad ones only
+    code = main(["prepare", "--corpus", "kaldi", "--corpus-dir", str(kaldi_corpus), "--output-dir",
+                 str(tmp_path / "manifests")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("asr-trainer prepare: error: kaldi/train: no usable utterance left "
+                                            "(every entry was skipped, see the warnings above): check the corpus")
+    assert not (tmp_path / "manifests" / "kaldi_recordings_train.jsonl.gz").exists()

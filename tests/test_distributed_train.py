@@ -1,6 +1,6 @@
 """The trainer under every sync strategy: simulated cluster == real gloo processes, torchrun, CLI.
 
-Tiny tone corpus (asr_trainer/train/synthetic.py) and a ~23k-parameter TDNN-LSTM.
+Tiny tone corpus (asr_trainer/testing/tones.py) and a ~23k-parameter TDNN-LSTM.
 SpecAugment and dropout stay ON: each worker draws from its own seeded RNG in both paths.
 """
 
@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from asr_trainer import checkpoint as ckpt
 from asr_trainer.bin.main import main as cli
 from asr_trainer.config import load_config
 from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig
+from asr_trainer.report.wer import compute_wer, read_recogs
 from asr_trainer.sync import DistCommunicator, SimCommunicator, load_sync_config, run_processes
-from asr_trainer.sync.launch import free_port
+from asr_trainer.testing.ports import free_port
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.fit import load_cuts
-from asr_trainer.train.fit_sync import fit_sync
-from asr_trainer.train.synthetic import ALPHABET, char_encode, write_tone_corpus
+from asr_trainer.data.cuts import load_cuts
+from asr_trainer.train.trainer import fit
+from asr_trainer.testing.tones import ALPHABET, char_encode, write_tone_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 4
@@ -65,7 +67,7 @@ def _train(cuts_dir: Path, exp_dir: Path, sync_cfg, comm, extra=()) -> dict:
     cfg = load_config(TrainConfig, None, TRAIN + list(extra))
     model_cfg = load_config(ModelConfig, None, MODEL)
     train, dev = load_cuts(cuts_dir, "synth", "train"), load_cuts(cuts_dir, "synth", "dev")
-    return fit_sync(cfg, model_cfg, sync_cfg, comm, exp_dir, char_encode, NUM_OUTPUTS, train, dev)
+    return fit(cfg, model_cfg, sync_cfg, comm, exp_dir, char_encode, NUM_OUTPUTS, train, dev)
 
 
 def _real_worker(rank: int, world_size: int, cuts_dir: Path, root: Path, configs: dict) -> dict:
@@ -95,7 +97,8 @@ def test_simulated_cluster_equals_real_gloo_processes(corpus, tmp_path, world):
                for case, cfg in configs.items()}
     finally:
         torch.set_num_threads(threads)
-    load = lambda p: torch.load(p, weights_only=False)  # noqa: E731
+    load = lambda p: ckpt.load(p, ckpt.ProcessState).strategy  # noqa: E731
+    model = lambda p: ckpt.load(p, ckpt.ModelFile).model  # noqa: E731
     for case in configs:
         steps = sum(r["steps"] for r in sim[case]["epochs"])
         assert steps >= 16 and steps == sum(r["steps"] for r in real[0][case]["epochs"]), case
@@ -104,8 +107,8 @@ def test_simulated_cluster_equals_real_gloo_processes(corpus, tmp_path, world):
         for rank in range(world):
             real_models = _models_by_rank(load(tmp_path / f"real-{case}" / f"strategy-2-rank{rank}.pt"))
             _assert_close(sim_models[rank], real_models[rank], (case, rank))
-        sim_ckpt = load(tmp_path / f"sim-{case}" / "epoch-2.pt")["replica"]["model"]
-        _assert_close(sim_ckpt, load(tmp_path / f"real-{case}" / "epoch-2.pt")["replica"]["model"], (case, "ckpt"))
+        sim_ckpt = model(tmp_path / f"sim-{case}" / "epoch-2.pt")
+        _assert_close(sim_ckpt, model(tmp_path / f"real-{case}" / "epoch-2.pt"), (case, "ckpt"))
         s, r = (json.loads((tmp_path / f"{k}-{case}" / "sync_stats.json").read_text()) for k in ("sim", "real"))
         if world == RING_WORLD:  # exact_order sends (N-1)x the tensor, more than the ring the simulation counts
             assert r["bytes_sent_per_worker_per_step"] == pytest.approx(s["bytes_sent_per_worker_per_step"], rel=1e-9)
@@ -115,7 +118,7 @@ def test_simulated_cluster_equals_real_gloo_processes(corpus, tmp_path, world):
             bmuf_cfg = configs[case] if case == "bmuf" else configs[case].bmuf
             assert s["block_size"] == bmuf_cfg.block_size
     if world == 2:  # the strategies really differ: BMUF replicas trained apart between syncs
-        a, b = (load(tmp_path / f"sim-{c}" / "epoch-2.pt")["replica"]["model"]["output.weight"]
+        a, b = (model(tmp_path / f"sim-{c}" / "epoch-2.pt")["output.weight"]
                 for c in ("allreduce", "bmuf"))
         assert not torch.allclose(a, b, rtol=1e-3)
 
@@ -176,7 +179,7 @@ def test_simulate_workers_under_torchrun_is_refused(corpus, tmp_path, capsys, mo
 
 
 def test_nan_loss_on_one_worker_gives_zero_gradient_and_is_counted(corpus, tmp_path, monkeypatch):
-    import asr_trainer.train.fit_sync as fs
+    import asr_trainer.train.trainer as fs
 
     real_fb = fs.forward_backward
     calls = {"n": 0}
@@ -195,10 +198,10 @@ def test_nan_loss_on_one_worker_gives_zero_gradient_and_is_counted(corpus, tmp_p
     train_cfg = load_config(TrainConfig, None, TRAIN + ["max_skip_fraction=0.5", "num_epochs=1"])
     model_cfg = load_config(ModelConfig, None, MODEL)
     cuts = corpus / "cuts"
-    summary = fit_sync(train_cfg, model_cfg, cfg, SimCommunicator(WORLD), tmp_path / "lenient", char_encode,
+    summary = fit(train_cfg, model_cfg, cfg, SimCommunicator(WORLD), tmp_path / "lenient", char_encode,
                        NUM_OUTPUTS, load_cuts(cuts, "synth", "train"), load_cuts(cuts, "synth", "dev"))
     assert summary["epochs"][0]["skipped"] == 1
-    model = torch.load(tmp_path / "lenient" / "epoch-1.pt", weights_only=False)["replica"]["model"]
+    model = ckpt.load(tmp_path / "lenient" / "epoch-1.pt", ckpt.ModelFile).model
     assert all(torch.isfinite(v).all() for v in model.values() if v.is_floating_point())
 
 
@@ -214,6 +217,12 @@ def test_cli_gtc_simulated_cluster_then_greedy_decode(corpus, tmp_path):
     assert any((exp / "tensorboard").iterdir())
     assert cli(["decode", "--exp-dir", str(exp), "--lang-dir", str(corpus / "lang"), "--cuts-dir",
                 str(corpus / "cuts"), "--method", "greedy", "avg=2", "num_threads=1"]) == 0
-    assert (exp / "recogs-test.txt").is_file() or list(exp.glob("recogs-*"))
-    # an existing run is never overwritten: resuming is not supported yet and says so
+    recogs = read_recogs(exp / "recogs-test-greedy.txt")
+    test_cuts = load_cuts(corpus / "cuts", "synth", "test")
+    assert sorted(cut_id for cut_id, _, _ in recogs) == sorted(test_cuts.ids)  # every test utterance, once
+    assert all(ref for _, ref, _ in recogs)  # each with its reference (a 2-epoch model may still emit nothing)
+    wer = json.loads((exp / "wer-test-greedy.json").read_text())
+    assert wer["ref_words"] == sum(len(ref) for _, ref, _ in recogs)
+    assert wer["wer"] == pytest.approx(compute_wer(recogs, replications=0).wer)  # the score is of these recogs
+    # an existing run is never overwritten: without --resume it is refused
     assert cli(_train_args(corpus, exp, ["--sync", "gtc", "--simulate-workers", "4"])) == 2

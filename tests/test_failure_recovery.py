@@ -20,9 +20,10 @@ import torch
 
 from asr_trainer.bin.main import main as cli
 from asr_trainer.report.wer import read_recogs
-from asr_trainer.train import checkpoint as ckpt
+from asr_trainer.sync import SimCommunicator
+from asr_trainer import checkpoint as ckpt
 from asr_trainer.train import fault
-from asr_trainer.train.synthetic import write_tone_corpus
+from asr_trainer.testing.tones import write_tone_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["kind=tdnn_lstm", "tdnn_lstm.conv_dim=16", "tdnn_lstm.lstm_dim=16", "tdnn_lstm.num_lstm_layers=1",
@@ -64,6 +65,8 @@ def test_torchrun_worker_sigkill_restarts_resumes_and_decodes(corpus, tmp_path):
     assert latest["files"] == ["epoch-2.pt", "strategy-2-rank0.pt", "strategy-2-rank1.pt"]
     summary = json.loads((exp / "train-summary.json").read_text())
     assert [r["epoch"] for r in summary["epochs"]] == [1, 2]
+    stats = json.loads((exp / "sync_stats.json").read_text())
+    assert stats["steps"] == sum(r["steps"] for r in summary["epochs"])  # the whole run, across the restart
     assert cli(["decode", "--exp-dir", str(exp), "--lang-dir", str(corpus / "lang"), "--cuts-dir",
                 str(corpus / "cuts"), "--method", "greedy", "avg=2", "num_threads=1", "bootstrap_replications=10"]) == 0
     test_ids = {json.loads(line)["id"] for line in _jsonl(corpus / "cuts" / "synth_cuts_test.jsonl.gz")}
@@ -88,23 +91,27 @@ def test_killed_simulated_cluster_resumes_with_flag(corpus, tmp_path):
     assert not (tmp_path / "cut" / "epoch-1.pt").exists()
     assert cli(_train_args(corpus, tmp_path / "cut", options + ["--resume"]) + bmuf) == 0
     assert cli(_train_args(corpus, tmp_path / "straight", options) + bmuf) == 0
-    a, b = (torch.load(tmp_path / d / "epoch-2.pt", weights_only=False)["replica"]["model"] for d in ("cut", "straight"))
+    a, b = (ckpt.load(tmp_path / d / "epoch-2.pt", ckpt.ModelFile).model for d in ("cut", "straight"))
     assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
 
 
 WRITER = textwrap.dedent("""
     import os, signal, sys, torch
-    from asr_trainer.train import checkpoint as ckpt
+    from asr_trainer import checkpoint as ckpt
+    from asr_trainer.checkpoint import files
+    from asr_trainer.sync import SimCommunicator
     exp = sys.argv[1]
-    ckpt.save_checkpoint(os.path.join(exp, "epoch-1.pt"), {"replica": {"model": {"w": torch.ones(4)}}, "epoch": 1})
-    ckpt.mark_complete(exp, ["epoch-1.pt"], 1, 10, False)
-    real_save = torch.save
+    place = ckpt.Place(None, (None,), True)
+    settings = ckpt.RunSettings({}, {}, 1, 4)
+    def state(step, w):
+        return ckpt.ProcessState(step, step, False, settings, {"w": w}, {}, {}, {})
+    ckpt.save_set(exp, SimCommunicator(1), place, state(1, torch.ones(4)), ckpt.ModelFile({}, {}, 4, 1, 1), 3)
     def dying_save(obj, f):  # write the first part of a big checkpoint, then die like a killed process
         f.write(b"PK" + b"x" * 1_000_000)
         f.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-    ckpt.torch.save = dying_save
-    ckpt.save_checkpoint(os.path.join(exp, "epoch-2.pt"), {"replica": {"model": {"w": torch.zeros(1 << 20)}}})
+    files.torch.save = dying_save
+    ckpt.save_set(exp, SimCommunicator(1), place, state(2, torch.zeros(1 << 20)), ckpt.ModelFile({}, {}, 4, 2, 2), 3)
 """)
 
 
@@ -114,27 +121,23 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = list(tmp_path.glob("*.tmp"))
     assert len(leftovers) == 1 and leftovers[0].stat().st_size > 1_000_000  # it really died mid-write
-    assert not (tmp_path / "epoch-2.pt").exists()
-    path, state = ckpt.load_latest(tmp_path)
-    assert path.name == "epoch-1.pt" and torch.equal(state["replica"]["model"]["w"], torch.ones(4))
-    assert ckpt.remove_partial_files(tmp_path) == leftovers and not list(tmp_path.glob("*.tmp"))
+    assert not (tmp_path / "strategy-2.pt").exists()
+    point = ckpt.find_resume_point(tmp_path, SimCommunicator(1), ckpt.Place(None, (None,), True))
+    assert point.pointer.files == ("epoch-1.pt", "strategy-1.pt") and torch.equal(point.state.strategy["w"], torch.ones(4))
+    assert not list(tmp_path.glob("*.tmp"))  # the resume removed the partial file
 
 
-def test_failed_write_cleans_up_and_corrupt_latest_is_skipped(tmp_path, monkeypatch):
-    ckpt.save_checkpoint(tmp_path / "checkpoint-3.pt", {"epoch": 1, "step": 3})
-    ckpt.mark_complete(tmp_path, ["checkpoint-3.pt"], 1, 3, True)
+def test_failed_write_cleans_up(tmp_path, monkeypatch):
+    from asr_trainer.checkpoint import files
+
+    ckpt.save_file(tmp_path / "checkpoint-3.pt", {"step": 3})
 
     def failing_save(obj, f):
         f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    monkeypatch.setattr(files.torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        ckpt.save_checkpoint(tmp_path / "checkpoint-6.pt", {"step": 6})
+        ckpt.save_file(tmp_path / "checkpoint-6.pt", {"step": 6})
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3.pt", ckpt.LATEST]
-    (tmp_path / "checkpoint-9.pt").write_bytes(b"not a checkpoint")  # newer, but unreadable and unreferenced
-    assert ckpt.load_latest(tmp_path)[1]["step"] == 3
-    (tmp_path / ckpt.LATEST).write_text("{ truncated")
-    assert ckpt.latest_complete(tmp_path) is None
-    assert ckpt.load_latest(tmp_path)[1]["step"] == 3  # falls back to the newest readable file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3.pt"]

@@ -30,13 +30,24 @@ def test_shapes_and_lengths(kind):
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(4, int(expected[0])), atol=1e-5)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("kind", sorted(TINY))
-def test_padding_does_not_change_valid_lengths_shape(kind):
-    cfg = load_config(ModelConfig, None, [f"kind={kind}", "num_features=10", *TINY[kind]])
-    model = build_model(cfg, num_outputs=5).eval()
-    _, out_short = model(torch.randn(1, 20, 10), torch.tensor([20]))
-    _, out_long = model(torch.randn(1, 50, 10), torch.tensor([20]))
-    assert torch.equal(out_short, out_long)
+def test_padding_changes_no_valid_frame(kind, bidirectional):
+    """The same 20 frames alone and in a batch padded to 51 (with noise) give the same valid log-probs."""
+    overrides = [f"kind={kind}", "num_features=10", *TINY[kind]]
+    if kind != "tdnn":
+        overrides.append(f"{kind}.bidirectional={str(bidirectional).lower()}")
+    torch.manual_seed(0)
+    model = build_model(load_config(ModelConfig, None, overrides), num_outputs=5).eval()
+    frames = torch.randn(1, 20, 10)
+    alone, alone_lens = model(frames, torch.tensor([20]))
+    other = torch.randn(1, 51, 10)
+    batch = torch.cat([torch.cat([frames, 5 * torch.randn(1, 31, 10)], 1), other])
+    padded, padded_lens = model(batch, torch.tensor([20, 51]))
+    n = int(alone_lens[0])
+    assert int(padded_lens[0]) == n and n < padded.size(1)
+    assert torch.allclose(alone[0, :n], padded[0, :n], atol=1e-5)
+    assert torch.allclose(model(other, torch.tensor([51]))[0][0], padded[1], atol=1e-5)
 
 
 def test_default_model_is_about_2m_parameters():

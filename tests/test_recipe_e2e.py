@@ -1,14 +1,16 @@
-"""The whole recipe, end to end, on the quick synthetic corpus (2 epochs), in a temporary directory.
+"""The whole recipe, end to end, on the quick synthetic corpus (8 epochs), in a temporary directory.
 
 Runs ``./run.sh --profile quick`` exactly as a user would (all stages: data, features, lang, baseline,
 decode, GTC / BMUF / hybrid as 4 torchrun processes over gloo, decode, report), then checks what a user
-relies on: valid manifests, finite WERs with confidence intervals for every strategy, and that a second
-call skips the finished stages.
+relies on: valid manifests, a baseline that recognises something (most hypotheses non-empty, WER under a
+bound), finite WERs with confidence intervals for every strategy, and that a second call skips the
+finished stages.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -16,12 +18,20 @@ from pathlib import Path
 import pytest
 from lhotse import load_manifest, validate_recordings_and_supervisions
 
+from asr_trainer.report.wer import read_recogs
+
 ROOT = Path(__file__).resolve().parents[1]
+# The fewest epochs after which the quick baseline recognises something: after 8 epochs its greedy decoding had 58
+# of 66 test hypotheses non-empty, token error rate 86% [83, 89], and HLG WER 97% [96, 98] (decoding as of this
+# test's writing); after 2 epochs every hypothesis was empty (WER exactly 100%, what a silent decoder scores).
+EPOCHS = 8
+MIN_NON_EMPTY = 0.75  # of the baseline's greedy test hypotheses
+MAX_BASELINE_TER = 95.0  # greedy, percent
 
 
 def run_recipe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = ["bash", str(ROOT / "run.sh"), "--profile", "quick", "--data-root", str(tmp_path / "data"),
-           "--exp-root", str(tmp_path / "exp"), "--epochs", "2", *args]
+           "--exp-root", str(tmp_path / "exp"), "--epochs", str(EPOCHS), *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
 
 
@@ -42,6 +52,11 @@ def test_quick_recipe_end_to_end(tmp_path):
     for r in rows.values():
         wer, lo, hi = (float(r[k]) for k in ("test_wer", "ci95_low_pct", "ci95_high_pct"))
         assert 0 < wer <= 100 and math.isfinite(lo) and math.isfinite(hi) and lo <= hi
+    base = tmp_path / "exp" / "synth_quick" / "baseline"
+    greedy = read_recogs(base / "recogs-test-greedy.txt")
+    assert sum(1 for _, _, hyp in greedy if hyp) >= MIN_NON_EMPTY * len(greedy)  # a silent decoder fails here
+    assert json.loads((base / "wer-test-greedy.json").read_text())["wer"] < MAX_BASELINE_TER
+    assert float(rows["none"]["test_wer"]) < 100.0  # HLG found some words too
     assert float(rows["gtc"]["bytes_per_step"]) > 0
 
     again = run_recipe(tmp_path, "--stop-stage", "6")

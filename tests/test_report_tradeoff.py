@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from asr_trainer import checkpoint as ckpt
 from asr_trainer.bin.main import main
 from asr_trainer.config import load_config
 from asr_trainer.errors import UserError
@@ -21,7 +22,6 @@ from asr_trainer.report.plots import write_plots
 from asr_trainer.report.tables import CSV_COLUMNS, PAPER_RESULTS, format_table, write_tables
 from asr_trainer.report.wer import compute_wer, score_set
 from asr_trainer.sync.stats import StepStats, SyncSummary
-from asr_trainer.train.checkpoint import save_checkpoint
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "cost_model.yaml"
 CFG = ReportConfig(set_name="test", method="hlg", n_resamples=200, seed=3)
@@ -59,9 +59,9 @@ def write_stats(exp_dir: Path, strategy: str, workers: int, group: int, density:
                               compute_s=0.01 * workers, encode_decode_s=0.001 * workers if density else 0.0,
                               communicate_s=0.002, block_sync=False))
     summary.dump(exp_dir / "sync_stats.json")
-    save_checkpoint(exp_dir / "epoch-1.pt", {"replica": {"model": {
+    ckpt.save(exp_dir / "epoch-1.pt", ckpt.ModelFile(model={
         "w": torch.zeros(PARAMS - 8), "b": torch.zeros(8), "bn.running_mean": torch.zeros(99),
-        "bn.num_batches_tracked": torch.tensor(3)}}})
+        "bn.num_batches_tracked": torch.tensor(3)}, model_config={}, num_outputs=8, epoch=1, step=3))
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ import torch
 from asr_trainer.config import load_config
 from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig
-from asr_trainer.sync import DistCommunicator, SimCommunicator, load_sync_config, run_processes
-from asr_trainer.train import checkpoint as ckpt
+from asr_trainer import checkpoint as ckpt
+from asr_trainer.data.cuts import load_cuts
+from asr_trainer.sync import DistCommunicator, NoSyncConfig, SimCommunicator, load_sync_config, run_processes
 from asr_trainer.train import fault
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.fit import fit, load_cuts
-from asr_trainer.train.fit_sync import fit_sync
-from asr_trainer.train.synthetic import ALPHABET, char_encode, make_tone_cuts
+from asr_trainer.train.trainer import fit
+from asr_trainer.testing.tones import ALPHABET, char_encode, make_tone_cuts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["kind=tdnn_lstm", "tdnn_lstm.conv_dim=16", "tdnn_lstm.lstm_dim=16", "tdnn_lstm.num_lstm_layers=1",
@@ -56,7 +56,12 @@ def _configs(extra=()):
 
 
 def _model(path: Path) -> dict:
-    return torch.load(path, weights_only=False)["replica"]["model"]
+    return ckpt.load(path, ckpt.ModelFile).model
+
+
+def _strategy(path: Path) -> dict:
+    """The strategy section of a process's state file."""
+    return ckpt.load(path, ckpt.ProcessState).strategy
 
 
 def _assert_same(a: dict, b: dict, what) -> None:
@@ -81,7 +86,7 @@ def _sync(cuts: Path, exp: Path, case: str, comm, resume=False, extra=()) -> dic
     cfg, model_cfg = _configs(extra)
     name, overrides, _ = CASES[case]
     sync_cfg = load_sync_config(ROOT / f"conf/sync/{name}.yaml", overrides)
-    return fit_sync(cfg, model_cfg, sync_cfg, comm, exp, char_encode, NUM_OUTPUTS,
+    return fit(cfg, model_cfg, sync_cfg, comm, exp, char_encode, NUM_OUTPUTS,
                     load_cuts(cuts, "synth", "train"), load_cuts(cuts, "synth", "dev"), resume=resume)
 
 
@@ -89,17 +94,25 @@ def _sync(cuts: Path, exp: Path, case: str, comm, resume=False, extra=()) -> dic
 def test_baseline_resumes_mid_epoch_exactly(cuts_dir, tmp_path, monkeypatch):
     cfg, model_cfg = _configs()
     train, dev = load_cuts(cuts_dir, "synth", "train"), load_cuts(cuts_dir, "synth", "dev")
-    straight = fit(cfg, model_cfg, tmp_path / "straight", char_encode, NUM_OUTPUTS, train, dev)
+
+    def baseline(exp: Path) -> dict:  # what `asr-trainer train` runs without --sync: 1 worker, sync none, resume
+        return fit(cfg, model_cfg, NoSyncConfig(), SimCommunicator(1), exp, char_encode, NUM_OUTPUTS, train, dev,
+                   resume=True)
+
+    straight = baseline(tmp_path / "straight")
     assert straight["epochs"][0]["steps"] > STOP  # the stop falls mid-epoch 1
     _arm(monkeypatch)
     with pytest.raises(fault.InjectedFault):
-        fit(cfg, model_cfg, tmp_path / "cut", char_encode, NUM_OUTPUTS, train, dev)
+        baseline(tmp_path / "cut")
     _disarm(monkeypatch)
-    assert ckpt.latest_complete(tmp_path / "cut")["files"] == [f"checkpoint-{EVERY}.pt"]
-    resumed = fit(cfg, model_cfg, tmp_path / "cut", char_encode, NUM_OUTPUTS, train, dev)
+    assert ckpt.read_pointer(tmp_path / "cut").files == (f"checkpoint-{EVERY}.pt", f"strategy-step{EVERY}.pt")
+    resumed = baseline(tmp_path / "cut")
     assert [r["epoch"] for r in resumed["epochs"]] == [1, 2]
+    for a, b in zip(straight["epochs"], resumed["epochs"], strict=True):  # the summary covers the whole run
+        assert (a["steps"], a["skipped"]) == (b["steps"], b["skipped"])
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6), a["epoch"]
     _assert_same(_model(tmp_path / "straight" / "epoch-2.pt"), _model(tmp_path / "cut" / "epoch-2.pt"), "baseline")
-    a, b = (torch.load(tmp_path / d / "epoch-2.pt", weights_only=False)["replica"]["optimizer"]["state"]
+    a, b = (_strategy(tmp_path / d / "strategy-2.pt")["groups"][0]["replica"]["optimizer"]["state"]
             for d in ("straight", "cut"))
     assert all(torch.equal(a[k]["exp_avg_sq"], b[k]["exp_avg_sq"]) for k in a)
 
@@ -120,7 +133,7 @@ def test_simulated_cluster_resumes_mid_epoch_exactly(cuts_dir, tmp_path, monkeyp
     assert [r["steps"] for r in resumed["epochs"]] == [r["steps"] for r in straight["epochs"]]
     assert resumed["epochs"][0]["train_loss"] == pytest.approx(straight["epochs"][0]["train_loss"], rel=1e-6)
     _assert_same(_model(tmp_path / "straight" / "epoch-2.pt"), _model(tmp_path / "cut" / "epoch-2.pt"), case)
-    s, r = (torch.load(tmp_path / d / "strategy-2.pt", weights_only=False) for d in ("straight", "cut"))
+    s, r = (_strategy(tmp_path / d / "strategy-2.pt") for d in ("straight", "cut"))
     for gs, gr in zip(s["groups"], r["groups"], strict=True):
         _assert_same(gs["replica"]["model"], gr["replica"]["model"], (case, gs["ranks"]))
         for w, res in (gs["gtc_residual"] or {}).items():
@@ -139,16 +152,16 @@ def _real(rank: int, world_size: int, cuts: Path, root: Path) -> dict:
         cfg, model_cfg = _configs(SGD)
         args = (cfg, model_cfg, sync_cfg, comm)
         data = (char_encode, NUM_OUTPUTS, load_cuts(cuts, "synth", "train"), load_cuts(cuts, "synth", "dev"))
-        straight = fit_sync(*args, root / f"straight-{case}", *data)
+        straight = fit(*args, root / f"straight-{case}", *data)
         os.environ.update({fault.AFTER_STEPS_ENV: str(STOP), fault.MODE_ENV: "raise"})
         try:
-            fit_sync(*args, root / f"cut-{case}", *data)
+            fit(*args, root / f"cut-{case}", *data)
             raise AssertionError("the fault did not fire")
         except fault.InjectedFault:
             pass
         finally:
             del os.environ[fault.AFTER_STEPS_ENV], os.environ[fault.MODE_ENV]
-        resumed = fit_sync(*args, root / f"cut-{case}", *data, resume=True)
+        resumed = fit(*args, root / f"cut-{case}", *data, resume=True)
         out[case] = (straight["epochs"][0]["steps"], [r["steps"] for r in resumed["epochs"]])
     return out
 
@@ -160,8 +173,7 @@ def test_two_gloo_processes_resume_mid_epoch_exactly(cuts_dir, tmp_path):
         first_epoch_steps, steps = results[0][case]
         assert first_epoch_steps > STOP and steps[0] == first_epoch_steps, case
         for rank in (0, 1):
-            a, b = (torch.load(tmp_path / f"{k}-{case}" / f"strategy-2-rank{rank}.pt", weights_only=False)
-                    for k in ("straight", "cut"))
+            a, b = (_strategy(tmp_path / f"{k}-{case}" / f"strategy-2-rank{rank}.pt") for k in ("straight", "cut"))
             for ga, gb in zip(a["groups"], b["groups"], strict=True):
                 _assert_same(ga["replica"]["model"], gb["replica"]["model"], (case, rank))
         _assert_same(_model(tmp_path / f"straight-{case}" / "epoch-2.pt"),

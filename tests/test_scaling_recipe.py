@@ -19,9 +19,9 @@ from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig
 from asr_trainer.sync import SimCommunicator, load_sync_config
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.fit import load_cuts
-from asr_trainer.train.fit_sync import fit_sync
-from asr_trainer.train.synthetic import ALPHABET, char_encode, make_tone_cuts
+from asr_trainer.data.cuts import load_cuts
+from asr_trainer.train.trainer import fit
+from asr_trainer.testing.tones import ALPHABET, char_encode, make_tone_cuts
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "scaling" / "run.sh"
@@ -110,7 +110,7 @@ def test_tensorboard_has_per_step_sync_scalars(tone_cuts, tmp_path, name):
     sync_cfg = load_sync_config(ROOT / f"conf/sync/{name}.yaml", TB_CASES[name])
     threads = torch.get_num_threads()
     try:
-        summary = fit_sync(cfg, load_config(ModelConfig, None, MODEL), sync_cfg, SimCommunicator(4), tmp_path,
+        summary = fit(cfg, load_config(ModelConfig, None, MODEL), sync_cfg, SimCommunicator(4), tmp_path,
                            char_encode, len(ALPHABET) + 2, load_cuts(tone_cuts, "synth", "train"),
                            load_cuts(tone_cuts, "synth", "dev"))
     finally:

@@ -7,7 +7,7 @@ from asr_trainer.errors import UserError
 from asr_trainer.sync import (
     BmufConfig, GtcConfig, HybridConfig, SimCommunicator, build_strategy, load_sync_config,
 )
-from asr_trainer.sync.toy import run_toy, toy_replica
+from asr_trainer.testing.toy import run_toy, toy_replica
 
 N = 4
 GTC = GtcConfig(tau=0.01)

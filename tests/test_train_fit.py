@@ -1,4 +1,4 @@
-"""End to end on a toy tone corpus: fit (checkpoints, summary, resume) then greedy decoding and scoring."""
+"""End to end on a toy tone corpus: the 1-worker baseline (checkpoints, summary, resume) then greedy decoding and scoring."""
 
 import json
 
@@ -11,8 +11,9 @@ from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig
 from asr_trainer.report.wer import read_recogs
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.fit import fit
-from asr_trainer.train.synthetic import ALPHABET, char_encode, char_id2token, make_tone_cuts
+from asr_trainer.sync import NoSyncConfig, SimCommunicator
+from asr_trainer.train.trainer import fit
+from asr_trainer.testing.tones import ALPHABET, char_encode, char_id2token, make_tone_cuts
 
 MODEL = ["tdnn_lstm.conv_dim=32", "tdnn_lstm.lstm_dim=32", "tdnn_lstm.num_lstm_layers=1", "tdnn_lstm.dropout=0"]
 TRAIN = ["data.max_duration=8", "data.spec_augment=false", "optim.lr=0.01", "optim.warmup_steps=5",
@@ -39,12 +40,18 @@ def corpus(tmp_path_factory):
     return d, train, dev
 
 
+def _baseline(cfg, model_cfg, exp, train, dev) -> dict:
+    """What ``asr-trainer train`` runs without --sync: one worker, ``sync none``, always resuming."""
+    return fit(cfg, model_cfg, NoSyncConfig(), SimCommunicator(1), exp, char_encode, ToyTokenizer.num_outputs,
+               train, dev, resume=True)
+
+
 @pytest.mark.slow
 def test_fit_resume_and_decode(tmp_path, corpus):
     cuts_dir, train, dev = corpus
     model_cfg = load_config(ModelConfig, None, MODEL)
     cfg = load_config(TrainConfig, None, TRAIN + ["num_epochs=2"])
-    summary = fit(cfg, model_cfg, tmp_path, char_encode, ToyTokenizer.num_outputs, train, dev)
+    summary = _baseline(cfg, model_cfg, tmp_path, train, dev)
     assert [r["epoch"] for r in summary["epochs"]] == [1, 2]
     assert summary["removed_train_cuts"] == 0 and summary["epochs"][0]["skipped"] == 0
     assert (tmp_path / "epoch-1.pt").is_file() and (tmp_path / "epoch-2.pt").is_file()
@@ -54,9 +61,10 @@ def test_fit_resume_and_decode(tmp_path, corpus):
 
     # resume: only the missing epoch is trained
     cfg3 = load_config(TrainConfig, None, TRAIN + ["num_epochs=3"])
-    summary3 = fit(cfg3, model_cfg, tmp_path, char_encode, ToyTokenizer.num_outputs, train, dev)
-    assert [r["epoch"] for r in summary3["epochs"]] == [3]
-    assert summary3["epochs"][0]["train_loss"] < summary["epochs"][0]["train_loss"]
+    summary3 = _baseline(cfg3, model_cfg, tmp_path, train, dev)
+    assert summary3["epochs"][:2] == summary["epochs"]  # the summary covers the whole run
+    assert [r["epoch"] for r in summary3["epochs"]] == [1, 2, 3]
+    assert summary3["epochs"][2]["train_loss"] < summary["epochs"][0]["train_loss"]
 
     dcfg = load_config(DecodeConfig, None, ["avg=2", "bootstrap_replications=200"])
     info = run_decoding(dcfg, tmp_path, tmp_path, cuts_dir, "greedy", ToyTokenizer())

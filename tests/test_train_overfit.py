@@ -1,4 +1,4 @@
-"""A tiny model overfits 5 tone utterances to 0% greedy WER (forward_backward + apply_update)."""
+"""A tiny model overfits 5 tone utterances to 0% greedy WER (forward_backward + clipped_step)."""
 
 import pytest
 import torch
@@ -9,10 +9,11 @@ from asr_trainer.decode.greedy import GreedyDecoder
 from asr_trainer.models import ModelConfig
 from asr_trainer.report.wer import compute_wer
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.dataset import AsrDataset
-from asr_trainer.train.replica import build_replica
-from asr_trainer.train.step import apply_update, forward_backward
-from asr_trainer.train.synthetic import ALPHABET, char_encode, char_id2token, make_tone_cuts
+from asr_trainer.data.dataset import AsrDataset
+from asr_trainer.train.build import build_replica
+from asr_trainer.sync.replica import clipped_step
+from asr_trainer.train.step import forward_backward
+from asr_trainer.testing.tones import ALPHABET, char_encode, char_id2token, make_tone_cuts
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_tiny_model_overfits_five_utterances(tmp_path):
     losses, wers = [], []
     for step in range(1, 201):
         stats = forward_backward(replica.model, batch)
-        apply_update(replica, clip_norm=5.0)
+        clipped_step(replica, clip_norm=5.0)
         losses.append(stats.loss_per_frame)
         if step % 10 == 0:
             posteriors = compute_posteriors(replica.model.eval(), cuts, max_duration=100)

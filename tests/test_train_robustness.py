@@ -1,7 +1,10 @@
-"""Bad input: CTC-impossible cuts filtered and counted; NaN losses skipped; the 1% stop."""
+"""Bad input: CTC-impossible cuts filtered and counted; NaN batches skipped (the trainer's one rule); the 1% stop."""
 
+import contextlib
 import copy
+import functools
 import math
+import types
 
 import pytest
 import torch
@@ -11,11 +14,14 @@ from asr_trainer.config import load_config
 from asr_trainer.errors import UserError
 from asr_trainer.models import ModelConfig
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.dataset import AsrDataset, ctc_min_frames, filter_ctc_feasible
-from asr_trainer.train.loop import default_step, train_epoch
-from asr_trainer.train.replica import build_replica
+from asr_trainer.data.cuts import ctc_min_frames, filter_ctc_feasible
+from asr_trainer.data.dataset import AsrDataset
+from asr_trainer.sync import NoSyncConfig, SimCommunicator, build_strategy, clipped_step
+from asr_trainer.train.build import build_replica
+from asr_trainer.train.epoch import EpochResult, check_skips
 from asr_trainer.train.step import BatchStats
-from asr_trainer.train.synthetic import ALPHABET, char_encode, make_tone_cuts
+from asr_trainer.train.trainer import make_grad_fn
+from asr_trainer.testing.tones import ALPHABET, char_encode, make_tone_cuts
 
 TINY = ["tdnn_lstm.conv_dim=8", "tdnn_lstm.lstm_dim=8", "tdnn_lstm.num_lstm_layers=1"]
 
@@ -52,35 +58,51 @@ def test_all_filtered_is_a_user_error(cuts):
         filter_ctc_feasible(cuts, char_encode, lambda n: 0)
 
 
-def _setup(cuts, max_skip):
+class _OneBatch:
+    """The trainer's view of the data (``take``, ``rng.active``) for fixed batches, one per call."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.rng = self
+
+    def take(self, worker):
+        return self.batches.pop(0)
+
+    @contextlib.contextmanager
+    def active(self, worker):
+        yield
+
+
+def _baseline_step(cuts, batches):
+    """A 1-worker ``sync none`` strategy and the trainer's grad_fn over ``batches``."""
     torch.manual_seed(0)
-    cfg = load_config(TrainConfig, None, [f"max_skip_fraction={max_skip}"])
-    replica = build_replica(load_config(ModelConfig, None, TINY), cfg, len(ALPHABET) + 2)
-    good = AsrDataset(char_encode)[cuts.subset(first=3)]
-    poisoned = dict(good, features=good["features"].clone())
-    poisoned["features"][0, 0, 0] = float("nan")
-    return cfg, replica, good, poisoned
+    cfg = load_config(TrainConfig, None, [])
+    model_cfg = load_config(ModelConfig, None, TINY)
+    replica = functools.partial(build_replica, model_cfg, cfg, len(ALPHABET) + 2)
+    strategy = build_strategy(NoSyncConfig(), SimCommunicator(1), replica,
+                              functools.partial(clipped_step, clip_norm=cfg.clip_norm))
+    run = types.SimpleNamespace(cfg=cfg, data=_OneBatch(batches))
+    return strategy, make_grad_fn(run)
 
 
 def test_nan_batch_is_skipped_without_touching_weights(cuts):
-    cfg, replica, good, poisoned = _setup(cuts, max_skip=0.5)
-    before = [p.detach().clone() for p in replica.model.parameters()]
-    result = train_epoch(replica, [poisoned], default_step(clip_norm=cfg.clip_norm), max_skip_fraction=0.5 + 0.5)
-    assert result.skipped == 1 and result.steps == 1
-    assert all(torch.equal(a, b) for a, b in zip(before, replica.model.parameters()))
-    result = train_epoch(replica, [good, poisoned, good], default_step(), max_skip_fraction=0.5)
-    assert (result.steps, result.skipped) == (3, 1)
-    assert math.isfinite(result.stats.loss_sum) and result.stats.utterances == 6
-
-
-def _fake_step(replica, batch):
-    """A step function that only reports whether its batch was good (no compute)."""
-    return BatchStats(loss_sum=1.0 if batch["ok"] else float("nan"), frames=1, utterances=1, ok=batch["ok"]), 1.0
+    good = AsrDataset(char_encode)[cuts.subset(first=3)]
+    poisoned = dict(good, features=good["features"].clone())
+    poisoned["features"][0, 0, 0] = float("nan")
+    strategy, grad_fn = _baseline_step(cuts, [poisoned, good])
+    before = [p.detach().clone() for p in strategy.model.parameters()]
+    statistics = lambda: [b.clone() for b in strategy.model.buffers() if b.is_floating_point()]  # noqa: E731
+    buffers = statistics()  # BatchNorm statistics
+    (stats,) = strategy.step(grad_fn).worker_stats
+    assert not stats.ok
+    assert all(torch.equal(a, b) for a, b in zip(before, strategy.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(buffers, statistics()))
+    (stats,) = strategy.step(grad_fn).worker_stats
+    assert stats.ok and math.isfinite(stats.loss_sum) and stats.utterances == 3
+    assert not all(torch.equal(a, b) for a, b in zip(before, strategy.model.parameters()))
 
 
 def test_more_than_one_percent_skipped_stops_training():
-    good, bad = {"ok": True, "cut_ids": ["g"]}, {"ok": False, "cut_ids": ["b"]}
-    result = train_epoch(None, [bad] + [good] * 99, _fake_step, max_skip_fraction=0.01)  # exactly 1%
-    assert (result.steps, result.skipped, result.stats.utterances) == (100, 1, 99)
-    with pytest.raises(UserError, match="1 of 99 batches"):
-        train_epoch(None, [bad] + [good] * 98, _fake_step, max_skip_fraction=0.01)
+    check_skips(EpochResult(BatchStats(utterances=99), steps=100, skipped=1), max_skip_fraction=0.01)  # exactly 1%
+    with pytest.raises(UserError, match="2 of 100 batches"):
+        check_skips(EpochResult(steps=100, skipped=2), max_skip_fraction=0.01)

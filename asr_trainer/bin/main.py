@@ -19,7 +19,9 @@ import sys
 from types import ModuleType
 
 import asr_trainer.bin as bin_pkg
-from asr_trainer.errors import UserError
+from asr_trainer.errors import Interrupted, UserError
+
+INTERRUPTED = 130  # the shell's status of a process stopped by Ctrl-C
 
 
 def _subcommand_modules() -> dict[str, ModuleType]:
@@ -47,9 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args._run(args)
+    except Interrupted as e:
+        print(f"asr-trainer {args.command}: interrupted: {e}", file=sys.stderr)
+        return INTERRUPTED
     except UserError as e:
         print(f"asr-trainer {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"asr-trainer {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

@@ -1,22 +1,20 @@
-"""``asr-trainer train``: the single-worker baseline, or N workers under a sync strategy.
+"""``asr-trainer train``: the single-worker baseline, or N workers under a sync strategy (one trainer).
 
     asr-trainer train --exp-dir exp/b ...                                      # baseline (1 worker)
     asr-trainer train --exp-dir exp/g ... --sync gtc --simulate-workers 16 sync.tau=0.002
     torchrun --nproc-per-node 4 -m asr_trainer.bin.main train ... --sync hybrid sync.group_size=2
     asr-trainer train --exp-dir exp/g ... --sync gtc --simulate-workers 16 --resume   # after a crash
 
-A synchronised run continues an existing exp dir only with ``--resume``, or when
-torchrun restarted the workers after a failure (``--max-restarts``); the
-baseline always continues from its latest checkpoint.
+The baseline is the same trainer with one worker and ``sync none``. A synchronised run
+continues an existing exp dir only with ``--resume``, or when torchrun restarted the
+workers after a failure (``--max-restarts``); the baseline always continues from its
+latest checkpoint. Ctrl-C stops after the current step with a checkpoint (exit 130).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
-
-import yaml
 
 from asr_trainer.config import load_config
 from asr_trainer.log import setup_logging
@@ -50,46 +48,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from asr_trainer.data.cuts import load_cuts
     from asr_trainer.lang.tokenizer import Tokenizer
     from asr_trainer.models import ModelConfig
     from asr_trainer.train.config import TrainConfig
-    from asr_trainer.train.distributed import torchrun_launch
-    from asr_trainer.train.fit import fit, load_cuts
+    from asr_trainer.train.distributed import communicator
+    from asr_trainer.train.fault import is_restart
+    from asr_trainer.train.trainer import fit
 
     model_overrides = [o[len(MODEL_PREFIX):] for o in args.overrides if o.startswith(MODEL_PREFIX)]
     sync_overrides = [o[len(SYNC_PREFIX):] for o in args.overrides if o.startswith(SYNC_PREFIX)]
     plain = [o for o in args.overrides if not o.startswith((MODEL_PREFIX, SYNC_PREFIX))]
     cfg = load_config(TrainConfig, args.config, plain)
     model_cfg = load_config(ModelConfig, cfg.model_config, model_overrides)
-    synced = (args.sync or args.sync_config or args.simulate_workers is not None or sync_overrides
-              or torchrun_launch() is not None)
-    if synced:
-        sync_cfg, world_size = sync_setup(args, sync_overrides)
-    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    sync_cfg, baseline = sync_setup(args, sync_overrides)
+    setup_logging()
     tokenizer = Tokenizer.from_lang_dir(args.lang_dir)
-    train_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.train_split)
+    train_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.train_split, lazy=True)
     valid_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.valid_split)
-    if not synced:
-        write_settings(args.exp_dir, "log-train.txt", cfg, model_cfg)
-        fit(cfg, model_cfg, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts, valid_cuts)
-        return
-    from asr_trainer.train.distributed import communicator
-    from asr_trainer.train.fault import is_restart
-    from asr_trainer.train.fit_sync import fit_sync
-
     with communicator(cfg.device, args.simulate_workers, exact_order=args.exact_reduction) as comm:
         rank = comm.hosted[0]
-        write_settings(args.exp_dir, "log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt",
-                       cfg, model_cfg, sync_cfg if rank == 0 else None)
-        fit_sync(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs,
-                 train_cuts, valid_cuts, resume=args.resume or is_restart())
+        log_file = args.exp_dir / "log" / ("log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt")
+        fit(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts,
+            valid_cuts, resume=baseline or args.resume or is_restart(), on_start=lambda: setup_logging(log_file))
 
 
 def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):
-    """The strategy settings and the number of workers, checked before anything starts."""
-    from asr_trainer.sync import load_sync_config
-    from asr_trainer.train.distributed import check_sync_config, world_size_of
+    """The strategy settings, checked against the number of workers before anything starts, and whether
+    this is the 1-worker baseline (``sync none``; it always resumes)."""
+    from asr_trainer.sync import NoSyncConfig, load_sync_config
+    from asr_trainer.train.distributed import check_sync_config, torchrun_launch, world_size_of
 
+    synced = (args.sync or args.sync_config or args.simulate_workers is not None or sync_overrides
+              or torchrun_launch() is not None)
+    if not synced:
+        return NoSyncConfig(), True
     world_size = world_size_of(args.simulate_workers)
     name = args.sync or (None if args.sync_config else "allreduce")
     path = args.sync_config
@@ -97,15 +90,4 @@ def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):
         path = Path(f"conf/sync/{name}.yaml")
     sync_cfg = load_sync_config(path, sync_overrides, name=name)
     check_sync_config(sync_cfg, world_size)
-    return sync_cfg, world_size
-
-
-def write_settings(exp_dir: Path, log_name: str, cfg, model_cfg, sync_cfg=None) -> None:
-    """Logging to ``log/<log_name>``; the settings as YAML beside the checkpoints (``sync_cfg``: when given)."""
-    setup_logging(exp_dir / "log" / log_name)
-    if log_name != "log-train.txt":
-        return
-    (exp_dir / "train.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    (exp_dir / "model.yaml").write_text(yaml.safe_dump(dataclasses.asdict(model_cfg), sort_keys=False))
-    if sync_cfg is not None:
-        (exp_dir / "sync.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sync_cfg), sort_keys=False))
+    return sync_cfg, False

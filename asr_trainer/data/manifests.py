@@ -12,6 +12,8 @@ from pathlib import Path
 
 from lhotse import RecordingSet, SupervisionSet, validate_recordings_and_supervisions
 
+from asr_trainer.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _NON_WORD = re.compile(r"[^A-Z0-9' ]+")
@@ -35,7 +37,13 @@ def lm_text_path(output_dir: Path, corpus: str) -> Path:
 def write_split(
     recordings: RecordingSet, supervisions: SupervisionSet, output_dir: Path, corpus: str, split: str
 ) -> dict:
-    """Validate and write one split's manifests; returns ``{"recordings", "supervisions"}``."""
+    """Validate and write one split's manifests; returns ``{"recordings", "supervisions"}``.
+
+    A split left without a single usable utterance is a :class:`UserError` (nothing is written).
+    """
+    if len(recordings) == 0 or len(supervisions) == 0:
+        raise UserError(f"{corpus}/{split}: no usable utterance left (every entry was skipped, see the warnings "
+                        "above): check the corpus")
     validate_recordings_and_supervisions(recordings, supervisions)
     output_dir.mkdir(parents=True, exist_ok=True)
     recordings.to_file(manifest_path(output_dir, corpus, "recordings", split))

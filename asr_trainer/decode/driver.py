@@ -23,10 +23,10 @@ from asr_trainer.decode.k2_crosscheck import save_posteriors
 from asr_trainer.errors import UserError
 from asr_trainer.models import CtcModel
 from asr_trainer.report.wer import Utterance, compute_wer, score_set
-from asr_trainer.train.dataset import AsrDataset, cut_text
-from asr_trainer.train.fit import load_cuts
-from asr_trainer.train.sampler import make_valid_sampler
-from asr_trainer.train.config import DataConfig
+from asr_trainer.data.config import DataConfig
+from asr_trainer.data.cuts import load_cuts
+from asr_trainer.data.dataset import AsrDataset, cut_text
+from asr_trainer.data.sampler import make_valid_sampler
 
 log = logging.getLogger(__name__)
 

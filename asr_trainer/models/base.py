@@ -11,6 +11,23 @@ def conv_output_lengths(lengths: torch.Tensor, kernel_size: int, stride: int, pa
     return torch.div(lengths + 2 * padding - dilation * (kernel_size - 1) - 1, stride, rounding_mode="floor") + 1
 
 
+def mask_frames(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(N, C, T)`` with the frames at or after ``lengths`` ``(N,)`` set to 0 (what a conv pads with), so
+    a padded batch gives the valid frames exactly what each utterance alone would get."""
+    valid = torch.arange(x.size(2), device=x.device)[None, :] < lengths.to(x.device)[:, None]
+    return x * valid[:, None, :].to(x.dtype)
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``lstm`` over ``x`` ``(N, T, C)``, batch first; a bidirectional one runs packed, so its backward direction
+    starts at each utterance's last valid frame, not in the padding. Returns ``(N, T, H)``."""
+    if not lstm.bidirectional:
+        return lstm(x)[0]  # the valid frames never see the padding after them
+    lengths = lengths.clamp(min=1, max=x.size(1)).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    return nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.size(1))[0]
+
+
 class CtcModel(nn.Module):
     """Base class: subclasses implement :meth:`encode` and :meth:`output_lengths`.
 
@@ -28,8 +45,9 @@ class CtcModel(nn.Module):
         self.num_outputs = num_outputs
         self.output = nn.Linear(hidden_dim, num_outputs)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, T, F)`` -> hidden ``(N, T', H)``."""
+    def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
+        """``(N, T, F)`` features and their lengths ``(N,)`` -> hidden ``(N, T', H)``; valid frames never
+        depend on the padding."""
         raise NotImplementedError
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
@@ -37,7 +55,7 @@ class CtcModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.encode(x)
+        hidden = self.encode(x, x_lens)
         log_probs = self.output(hidden).float().log_softmax(dim=-1)
         out_lens = self.output_lengths(x_lens).clamp(max=log_probs.size(1))
         return log_probs, out_lens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr_trainer.models.base import CtcModel
+from asr_trainer.models.base import CtcModel, run_lstm
 from asr_trainer.models.config import LstmConfig
 
 
@@ -26,11 +26,8 @@ class Lstm(CtcModel):
         )
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        # Padded frames are zeros; a bidirectional LSTM sees them before the real
-        # frames in its backward direction. Batches are bucketed by duration, so
-        # padding is small; packing would cost more than it buys here.
-        return self.dropout(self.lstm(x)[0])
+    def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
+        return self.dropout(run_lstm(self.lstm, x, x_lens))
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths.clone()

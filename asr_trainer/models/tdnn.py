@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths
+from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths, mask_frames
 from asr_trainer.models.config import TdnnConfig
 
 
@@ -24,8 +24,13 @@ class Tdnn(CtcModel):
             in_dim = cfg.hidden_dim
         self.layers = nn.Sequential(*layers)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.transpose(1, 2)).transpose(1, 2)
+    def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
+        h, lens = x.transpose(1, 2), x_lens
+        for i, layer in enumerate(self.layers):
+            h = layer(mask_frames(h, lens))
+            if i == 0:
+                lens = self.output_lengths(lens)
+        return h.transpose(1, 2)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         k = self.cfg.kernel_size

@@ -31,11 +31,11 @@ import kaldialign
 import numpy as np
 import torch
 
+from asr_trainer import checkpoint as ckpt
 from asr_trainer.errors import UserError
 from asr_trainer.report.bootstrap import Interval, relative_increase_ci
 from asr_trainer.report.cost_model import STRATEGIES, Scenario, load_sync_stats, speedup, workload_from_sync_stats
 from asr_trainer.report.wer import Utterance, read_recogs
-from asr_trainer.train import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -181,15 +181,11 @@ def model_params(exp_dir: Path, stats: dict) -> int:
     running statistics excluded)."""
     if stats.get("params"):
         return int(stats["params"])
-    paths = ckpt.list_checkpoints(Path(exp_dir), ckpt.EPOCH_RE)
+    paths = ckpt.list_numbered(Path(exp_dir), ckpt.EPOCH_RE)
     if not paths:
         raise UserError(f"{exp_dir.name}: cannot model its speed-up: no 'params' in {SYNC_STATS} and no "
                         f"epoch-N.pt checkpoint in {exp_dir} to count the model's parameters")
-    state = ckpt.load_checkpoint(paths[-1])
-    try:
-        tensors = state["replica"]["model"]
-    except (KeyError, TypeError):
-        raise UserError(f"{paths[-1]} holds no replica.model state to count parameters in") from None
+    tensors = ckpt.load(paths[-1], ckpt.ModelFile).model
     return sum(t.numel() for k, t in tensors.items() if torch.is_floating_point(t) and "running_" not in k)
 
 

@@ -122,6 +122,19 @@ class Communicator(ABC):
         """Bytes each member sends (and receives) per byte of an all-reduced tensor: ring all-reduce."""
         return 2 * (group.size - 1) / group.size
 
+    def barrier(self) -> None:
+        """Return once every process got here (a no-op when this process hosts every worker). Not metered."""
+        if len(self.hosted) < self.world_size:
+            self._barrier()
+
+    def all_reduce_max(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum of ``values`` over all processes, a new tensor (control values: not metered)."""
+        return self._all_reduce_op(values, "max") if len(self.hosted) < self.world_size else values.clone()
+
+    def all_reduce_min(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise minimum of ``values`` over all processes, a new tensor (control values: not metered)."""
+        return self._all_reduce_op(values, "min") if len(self.hosted) < self.world_size else values.clone()
+
     def _count(self, ranks: Sequence[int], sent: float, received: float, payload: float) -> None:
         for r in ranks:
             self.traffic.sent[r] += sent
@@ -136,6 +149,12 @@ class Communicator(ABC):
 
     @abstractmethod
     def _broadcast(self, group: Group, tensor: torch.Tensor) -> torch.Tensor: ...
+
+    def _barrier(self) -> None:
+        raise AssertionError("every worker is hosted here: nothing to wait for")
+
+    def _all_reduce_op(self, values: torch.Tensor, op: str) -> torch.Tensor:
+        raise AssertionError("every worker is hosted here: nothing to reduce")
 
 
 class SimCommunicator(Communicator):
@@ -213,6 +232,16 @@ class DistCommunicator(Communicator):
         buf = tensor.to(self.device, copy=True)
         self._dist.broadcast(buf, src=group.root, group=self._pg(group))
         return buf.to(tensor.device)
+
+    def _barrier(self) -> None:
+        self._dist.barrier()
+
+    def _all_reduce_op(self, values: torch.Tensor, op: str) -> torch.Tensor:
+        """``op`` (``max`` / ``min``) over the default group."""
+        buf = values.to(self.device, copy=True)
+        reduce_op = self._dist.ReduceOp.MAX if op == "max" else self._dist.ReduceOp.MIN
+        self._dist.all_reduce(buf, op=reduce_op)
+        return buf.to(values.device)
 
 
 def local_sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:

@@ -16,20 +16,11 @@ from __future__ import annotations
 
 import datetime
 import pickle
-import socket
 from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (racy: for launchers that must be told a port,
-    such as torchrun's ``--rdzv-endpoint``; :func:`run_processes` does not need it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_processes(fn: Callable[..., Any], world_size: int, *args: Any, backend: str = "gloo",

@@ -41,7 +41,7 @@ class SyncSummary:
 
     ``hosted_workers`` (workers run by the process that recorded it; its times are
     totals over them), ``params`` (model parameters) and ``block_size`` (BMUF /
-    hybrid) describe the run for the report; the trainer sets them, None omits them.
+    hybrid) describe the run for the report; the strategy sets them, None omits them.
     """
 
     strategy: str
@@ -63,6 +63,15 @@ class SyncSummary:
         if s.density is not None:
             self._density_steps += 1
             self._sums["density"] = self._sums.get("density", 0.0) + s.density
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums and counts (for a resume: statistics then cover the whole run)."""
+        return {"steps": self.steps, "sums": dict(self._sums), "density_steps": self._density_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.steps, self._sums, self._density_steps = state["steps"], dict(state["sums"]), state["density_steps"]
+        self.last = None
 
     def mean(self, key: str) -> float:
         n = self._density_steps if key == "density" else self.steps

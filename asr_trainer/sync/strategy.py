@@ -16,7 +16,8 @@ One step::
     strategy = build_strategy(cfg, SimCommunicator(8), make_replica)
     for _ in range(steps):
         stats = strategy.step(grad_fn)        # grad_fn(worker, model) -> anything
-    strategy.finish()                         # last BMUF block, if one is open
+    strategy.close_block()                    # the open BMUF block, if any: every replica agrees
+    model = strategy.global_model()           # what to validate and decode
     strategy.summary.dump("exp/x/sync_stats.json")
 
 Memory per process: one replica per hosted group (1 for all-reduce/GTC, N for
@@ -25,6 +26,7 @@ BMUF, N/g for the hybrid when simulated), plus one residual per hosted GTC worke
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -36,7 +38,7 @@ from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
 from asr_trainer.sync.context import GradFn, GroupState, StepContext
 from asr_trainer.sync.intra import DenseSync, GtcSync, LocalSync
-from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, sgd_update, twin_optimizer
+from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, clipped_step, twin_optimizer
 from asr_trainer.sync.stats import StepStats, SyncSummary
 
 
@@ -44,7 +46,7 @@ class SyncStrategy:
     """Owns the hosted replicas, their optimizer steps and all communication."""
 
     def __init__(self, name: str, comm: Communicator, groups: Sequence[Group], intra, bmuf: Bmuf | None,
-                 warmup_steps: int, replica_factory: ReplicaFactory, apply_update: UpdateFn = sgd_update) -> None:
+                 warmup_steps: int, replica_factory: ReplicaFactory, apply_update: UpdateFn = clipped_step) -> None:
         self.comm = comm
         self.intra = intra
         self.bmuf = bmuf
@@ -53,8 +55,11 @@ class SyncStrategy:
         comm.register(list(groups) + ([bmuf.reps] if bmuf else []))
         self.states = [GroupState(g, replica_factory(), comm.hosted_in(g)) for g in groups if comm.hosted_in(g)]
         self._align_initial_models()
-        self.summary = SyncSummary(name, comm.world_size, groups[0].size)
+        self.summary = SyncSummary(name, comm.world_size, groups[0].size, hosted_workers=len(comm.hosted),
+                                   params=sum(p.numel() for p in self.model.parameters()),
+                                   block_size=bmuf.cfg.block_size if bmuf is not None else None)
         self.step_count = 0
+        self._closed_at: int | None = None  # step count of the last close_block
         if bmuf and warmup_steps == 0:
             bmuf.start(self.states, comm.hosted)
 
@@ -79,11 +84,38 @@ class SyncStrategy:
         self.summary.add(stats)
         return stats
 
-    def finish(self) -> None:
-        """Close an open BMUF block (call once, after the last step)."""
+    def close_block(self) -> None:
+        """Run the BMUF sync of an open block now, so every replica agrees (an epoch end); collective.
+
+        Idempotent: a second call without steps in between does nothing. No-op without BMUF.
+        """
+        if self._closed_at == self.step_count:
+            return
+        self._closed_at = self.step_count
         if self.bmuf and self.step_count > self.warmup_steps and not self._block_due():
             ctx = StepContext(self.comm, lambda w, m: None, self.apply_update)
             self.bmuf.sync(ctx, self.states)
+
+    def global_model(self) -> torch.nn.Module:
+        """A copy of the model to validate and decode: ``W_g`` under BMUF (meaningful right after
+        :meth:`close_block`), else the (synchronised) model of the first hosted group."""
+        model = copy.deepcopy(self.model)
+        w_g = self.bmuf.w_g if self.bmuf is not None else None
+        if w_g is not None:
+            flat.set_params(model, w_g)
+        return model
+
+    def learning_rate(self) -> float:
+        """The current learning rate of the first hosted group's optimizer (every group follows one schedule)."""
+        return self.states[0].replica.optimizer.param_groups[0]["lr"]
+
+    def scalars(self) -> dict[str, float]:
+        """TensorBoard values of the latest step: :meth:`SyncSummary.scalars`, BMUF's ``||Delta||_2`` when held here."""
+        values = self.summary.scalars()
+        delta = self.bmuf.delta if self.bmuf is not None else None
+        if delta is not None:
+            values["sync/block_momentum_norm"] = float(delta.norm())
+        return values
 
     def state_dict(self) -> dict:
         """Everything an exact resume needs of the groups hosted here.
@@ -104,7 +136,8 @@ class SyncStrategy:
                 "gtc_tau": extra.get("tau"),
                 "twin_optimizer": {w: o.state_dict() for w, o in extra.get("twin_optimizer", {}).items()},
             })
-        return {"step_count": self.step_count, "world_size": self.comm.world_size, "hosted": list(self.comm.hosted),
+        return {"step_count": self.step_count, "closed_at": self._closed_at, "summary": self.summary.state_dict(),
+                "world_size": self.comm.world_size, "hosted": list(self.comm.hosted),
                 "groups": groups, "bmuf": None if self.bmuf is None else self.bmuf.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -129,6 +162,8 @@ class SyncStrategy:
         if self.bmuf is not None:
             self.bmuf.load_state_dict(state["bmuf"])
         self.step_count = state["step_count"]
+        self._closed_at = state["closed_at"]
+        self.summary.load_state_dict(state["summary"])
 
     def _block_due(self) -> bool:
         past = self.step_count - self.warmup_steps
@@ -161,7 +196,7 @@ class SyncStrategy:
 
 
 def build_strategy(cfg: SyncConfig, comm: Communicator, replica_factory: ReplicaFactory,
-                   apply_update: UpdateFn = sgd_update) -> SyncStrategy:
+                   apply_update: UpdateFn = clipped_step) -> SyncStrategy:
     """The strategy ``cfg`` over ``comm``'s workers; misconfiguration raises UserError first."""
     n = comm.world_size
     singles = [Group((r,)) for r in range(n)]

@@ -11,7 +11,8 @@ Fault injection (tests and drills only; nothing happens unless the variable is s
 * ``ASR_TRAINER_FAULT_RANK=r``: only the process hosting global rank ``r``
   (default: any process),
 * ``ASR_TRAINER_FAULT_MODE=kill`` (default: ``os.kill(getpid(), SIGKILL)``, a
-  hard crash) or ``raise`` (:class:`InjectedFault`, for in-process tests).
+  hard crash), ``raise`` (:class:`InjectedFault`, for in-process tests) or
+  ``sigint`` (the process sends itself SIGINT, as Ctrl-C does, and goes on).
 
 It fires only on the first attempt (``TORCHELASTIC_RESTART_COUNT`` unset or 0),
 so the restarted job can finish.
@@ -58,8 +59,12 @@ def maybe_fail(step: int, hosted: Sequence[int]) -> None:
     if rank not in (None, "") and int(rank) not in hosted:
         return
     log.warning("fault injection: failing after step %d (%s=%s)", step, AFTER_STEPS_ENV, after)
-    if os.environ.get(MODE_ENV, "kill") == "raise":
+    mode = os.environ.get(MODE_ENV, "kill")
+    if mode == "raise":
         raise InjectedFault(f"injected fault after step {step}")
+    if mode == "sigint":
+        os.kill(os.getpid(), signal.SIGINT)
+        return
     for handler in logging.getLogger().handlers:
         handler.flush()
     os.kill(os.getpid(), signal.SIGKILL)

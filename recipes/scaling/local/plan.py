@@ -70,7 +70,7 @@ class Cell:
 
 def steps_per_epoch(cuts, data_cfg, workers: int, seed: int) -> int:
     """Batches worker 0 of ``workers`` draws in epoch 1 (every worker draws as many)."""
-    from asr_trainer.train.sampler import make_train_sampler
+    from asr_trainer.data.sampler import make_train_sampler
 
     sampler = make_train_sampler(cuts, data_cfg, rank=0, world_size=workers, seed=seed)
     sampler.set_epoch(1)
@@ -99,7 +99,7 @@ def check_workers(workers: list[int], group_size: int) -> None:
 def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig) -> list[Cell]:
     """One :class:`Cell` per worker count (``train_cfg``: the baseline's TrainConfig)."""
     check_workers(workers, cfg.group_size)
-    if train_cfg.data.max_train_cuts:  # as the trainer does (asr_trainer.train.fit.prepare_cuts)
+    if train_cfg.data.max_train_cuts:  # as the trainer does (asr_trainer.data.cuts.trainable_cuts)
         cuts = cuts.subset(first=min(train_cfg.data.max_train_cuts, len(cuts)))
     durations = [c.duration for c in cuts]
     if not durations:

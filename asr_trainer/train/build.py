@@ -1,44 +1,17 @@
-"""A :class:`Replica`: one worker's model, optimizer and LR scheduler, built from the configs.
+"""Building a worker's :class:`~asr_trainer.sync.replica.Replica` (model, optimizer, LR schedule) from the configs.
 
-Distributed strategies build ``N`` of them (BMUF: one per simulated worker).
+A strategy calls the factory once per group it hosts (BMUF: one per simulated worker).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
 from asr_trainer.models import ModelConfig, build_model
+from asr_trainer.sync.replica import Replica
 from asr_trainer.train.config import OptimConfig, TrainConfig
-
-
-@dataclass
-class Replica:
-    """Model + optimizer + per-step LR scheduler of one worker (or of one group of a strategy).
-
-    ``scheduler`` None: the learning rate is driven from elsewhere (GTC's per-worker twin
-    optimizers follow the shared replica's learning rate).
-    """
-
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None
-
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -11,33 +11,23 @@ numpy, torch CPU and, when present, CUDA) and swapped back out afterwards.
 from __future__ import annotations
 
 import copy
-import random
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-import torch
 from lhotse import CutSet
 
 from asr_trainer.errors import UserError
-from asr_trainer.train import checkpoint as ckpt
-from asr_trainer.train.config import DataConfig
-from asr_trainer.train.dataset import Encode
-from asr_trainer.train.sampler import make_loader, make_train_sampler
+from asr_trainer.rng import RngState, restore_rng, rng_state, seeded_state
+from asr_trainer.data.config import DataConfig
+from asr_trainer.data.dataset import Encode
+from asr_trainer.data.sampler import make_loader, make_train_sampler
 
 WORKER_SEED_STRIDE = 1_000_003
 
 
-def worker_rng_state(seed: int, worker: int) -> dict[str, Any]:
-    """Fresh RNG states (the :func:`checkpoint.rng_state` layout) of worker ``worker``; the process RNGs are untouched."""
-    saved = ckpt.rng_state()
-    s = seed * WORKER_SEED_STRIDE + worker
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)  # also seeds CUDA
-    state = ckpt.rng_state()
-    ckpt.restore_rng(saved)
-    return state
+def worker_rng_state(seed: int, worker: int) -> RngState:
+    """Fresh RNG states (:func:`asr_trainer.rng.rng_state` layout) of worker ``worker``; the process's are untouched."""
+    return seeded_state(seed * WORKER_SEED_STRIDE + worker)
 
 
 class WorkerRng:
@@ -48,13 +38,13 @@ class WorkerRng:
 
     @contextmanager
     def active(self, worker: int) -> Iterator[None]:
-        saved = ckpt.rng_state()
-        ckpt.restore_rng(self.states[worker])
+        saved = rng_state()
+        restore_rng(self.states[worker])
         try:
             yield
         finally:
-            self.states[worker] = ckpt.rng_state()
-            ckpt.restore_rng(saved)
+            self.states[worker] = rng_state()
+            restore_rng(saved)
 
 
 class WorkerData:
@@ -65,10 +55,11 @@ class WorkerData:
     """
 
     def __init__(self, cuts: CutSet, data_cfg: DataConfig, encode: Encode, hosted: Sequence[int],
-                 world_size: int, seed: int, rng: WorkerRng) -> None:
+                 world_size: int, seed: int, rng: WorkerRng, num_cuts: int | None = None) -> None:
+        """``cuts``: the training cuts, lazy ones streamed (``num_cuts`` of them; default ``len(cuts)``)."""
         self.cfg, self.encode, self.rng = data_cfg, encode, rng
-        self.samplers = {w: make_train_sampler(cuts, data_cfg, rank=w, world_size=world_size, seed=seed)
-                         for w in hosted}
+        self.samplers = {w: make_train_sampler(cuts, data_cfg, rank=w, world_size=world_size, seed=seed,
+                                               num_cuts=num_cuts) for w in hosted}
         self._iters: dict[int, Iterator[dict]] = {}
         self._next: dict[int, dict] = {}
 

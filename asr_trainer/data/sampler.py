@@ -15,32 +15,33 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler, SpecAugment
 from lhotse.dataset.sampling.base import CutSampler
 
-from asr_trainer.train.config import DataConfig
-from asr_trainer.train.dataset import AsrDataset, Encode
+from asr_trainer.data.config import DataConfig
+from asr_trainer.data.dataset import AsrDataset, Encode
 
 
-def make_train_sampler(cuts: CutSet, cfg: DataConfig, rank: int = 0, world_size: int = 1, seed: int = 0) -> CutSampler:
+def make_train_sampler(cuts: CutSet, cfg: DataConfig, rank: int = 0, world_size: int = 1, seed: int = 0,
+                       num_cuts: int | None = None) -> CutSampler:
     """Shuffled, duration-bucketed sampler for worker ``rank`` of ``world_size``.
 
-    ``seed`` must be the same on every worker. Sets with fewer than two cuts
-    per bucket get fewer buckets (a plain sampler below 2 cuts).
+    ``cuts``: read lazily (:func:`asr_trainer.data.cuts.load_cuts` with ``lazy=True``; the
+    sampler streams them, as lhotse's dynamic samplers are built to); ``num_cuts``: their
+    number (default ``len(cuts)``, which a lazy set does not know). ``seed`` must be the
+    same on every worker. Sets with fewer than two cuts per bucket get fewer buckets (a plain
+    sampler below 2 cuts).
     """
-    return _sampler(cuts, cfg.max_duration, cfg.num_buckets, cfg.shuffle, cfg.drop_last, rank, world_size, seed)
-
-
-def make_valid_sampler(cuts: CutSet, cfg: DataConfig) -> CutSampler:
-    """Deterministic single-worker sampler over all of ``cuts`` (validation, decoding)."""
-    return _sampler(cuts, cfg.max_duration, cfg.num_buckets, False, False, 0, 1, 0)
-
-
-def _sampler(cuts: CutSet, max_duration: float, num_buckets: int, shuffle: bool, drop_last: bool,
-             rank: int, world_size: int, seed: int) -> CutSampler:
-    buckets = min(num_buckets, len(cuts) // 2)
-    kwargs = dict(max_duration=max_duration, shuffle=shuffle, drop_last=drop_last, world_size=world_size,
-                  rank=rank, seed=seed)
+    n = len(cuts) if num_cuts is None else num_cuts
+    buckets = min(cfg.num_buckets, n // 2)
+    kwargs = dict(max_duration=cfg.max_duration, shuffle=cfg.shuffle, drop_last=cfg.drop_last,
+                  world_size=world_size, rank=rank, seed=seed)
     if buckets < 2:
         return SimpleCutSampler(cuts, **kwargs)
     return DynamicBucketingSampler(cuts, num_buckets=buckets, **kwargs)
+
+
+def make_valid_sampler(cuts: CutSet, cfg: DataConfig) -> CutSampler:
+    """Deterministic single-worker sampler over all of ``cuts`` (in memory), shortest first: batches of
+    similar lengths, so little padding (validation, decoding)."""
+    return SimpleCutSampler(cuts.sort_by_duration(), max_duration=cfg.max_duration, shuffle=False)
 
 
 def make_spec_augment(cfg: DataConfig) -> SpecAugment | None:
