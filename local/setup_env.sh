@@ -10,6 +10,8 @@
 # 4. `pip install -e .[synth,dev]` (the package, the TTS engines of the synthetic corpus, pytest),
 #    redone only when setup.cfg changes. `pip install .` alone gives the lean trainer.
 # A second call only checks: each step is skipped when already satisfied.
+# ASR_SETUP=none skips all of it: the caller's python3 already has what is needed (e.g. a GPU
+# machine with its own CUDA torch and no network).
 
 APT_PACKAGES=(
   espeak-ng            # TTS engine (train voices)
@@ -76,6 +78,11 @@ asr_ensure_venv() {
 
 asr_setup_env() {
   local root=$1
+  if [ "${ASR_SETUP:-}" = none ]; then  # an environment brought by the user (a GPU node's own torch)
+    _asr_log "ASR_SETUP=none: using $(command -v python3) as it is, no installs"
+    export PYTHONUNBUFFERED=1
+    return 0
+  fi
   asr_ensure_apt_packages || return 1
   asr_ensure_venv "$root" || return 1
   export PYTHONUNBUFFERED=1

@@ -197,3 +197,32 @@ def test_aggregate_of_overlapping_messages_with_zero_tau_and_empty_ones_matches_
         want.div_(len(messages))
         got = aggregate(messages, torch.full((numel,), -3.0))
         assert torch.equal(got.view(torch.int32), want.view(torch.int32)), len(messages)
+
+
+@pytest.mark.parametrize("threshold_on", ["gradient", "update"])
+def test_non_finite_contribution_is_dropped_counted_and_never_enters_the_residual(threshold_on):
+    consts = {0: torch.tensor(GRADS[0]), 1: torch.tensor(GRADS[1])}
+    poisoned = {"step": 1}
+
+    def grad_fn(worker, model):
+        c = consts[worker]
+        if worker == 1 and poisoned["step"] == 1:
+            c = torch.tensor([float("nan"), 1.0, float("inf")])
+        (c * model.w).sum().backward()
+
+    def replica():
+        m = Linear3()
+        return Replica(m, torch.optim.SGD(m.parameters(), lr=1.0))
+
+    s = build_strategy(GtcConfig(tau=1.0, threshold_on=threshold_on), SimCommunicator(2), replica)
+    first = s.step(grad_fn)
+    poisoned["step"] = 2
+    second = s.step(grad_fn)
+    assert (first.dropped, second.dropped) == (1, 0)
+    state = s.intra.state_dict()
+    residuals = {w: st["residual"] for w, st in state["groups"][(0, 1)].items()}
+    assert all(torch.isfinite(r).all() for r in residuals.values())
+    sign = 1.0 if threshold_on == "gradient" else -1.0  # the update of SGD at lr 1 is minus the gradient
+    assert residuals[1].tolist() == [sign * g for g in GRADS[1]]  # step 2's alone: step 1's never entered
+    assert torch.isfinite(s.model.w).all() and state["dropped"] == 1
+    assert s.summary.as_dict()["gtc_dropped_nonfinite"] == 1

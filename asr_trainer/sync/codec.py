@@ -45,6 +45,11 @@ class SparseMessage:
     tau: float
     numel: int
 
+    @property
+    def count(self) -> int:
+        """Sent elements k."""
+        return int(self.indices.size)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``indices`` and ``negative`` as contiguous int64 and bool, what the compiled loops take (no copy
         when they already are)."""

@@ -216,17 +216,20 @@ class DistCommunicator(Communicator):
         return mine.to(partial_sum.device)
 
     def _all_gather_bytes(self, group: Group, payloads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Sizes first (int64, one per member), then every payload padded to the largest; all buffers on
+        ``self.device`` (nccl needs CUDA tensors), results back on the device of ``payloads`` (a no-op
+        when they are the same: a GPU payload never visits the host; only the sizes are read there)."""
         (mine,) = payloads
         pg = self._pg(group)
         size = torch.tensor([mine.numel()], dtype=torch.int64, device=self.device)
         sizes = [torch.empty_like(size) for _ in range(group.size)]
         self._dist.all_gather(sizes, size, group=pg)
-        lengths = [int(s.item()) for s in sizes]
+        lengths = torch.cat(sizes).tolist()
         padded = torch.zeros(max(lengths), dtype=torch.uint8, device=self.device)
         padded[: mine.numel()] = mine.to(self.device)
         out = [torch.empty_like(padded) for _ in range(group.size)]
         self._dist.all_gather(out, padded, group=pg)
-        return [o[:n].cpu() for o, n in zip(out, lengths)]
+        return [o[:n].to(mine.device) for o, n in zip(out, lengths)]
 
     def _broadcast(self, group: Group, tensor: torch.Tensor) -> torch.Tensor:
         buf = tensor.to(self.device, copy=True)

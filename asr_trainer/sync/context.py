@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -28,13 +28,12 @@ class GroupState:
     """One group hosted (at least partly) here: its replica, shared by its hosted members.
 
     ``members``: the group's ranks hosted by this process, in group order.
-    ``extra``: per-strategy state (GTC residuals, ...), keyed by the strategy.
+    Rule state (GTC residuals, ...) is owned by the rule, not kept here.
     """
 
     group: Group
     replica: Replica
     members: list[int]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model(self) -> nn.Module:
@@ -51,6 +50,7 @@ class StepContext:
         self.seconds = {"compute": 0.0, "encode_decode": 0.0}
         self.worker_stats: list[Any] = []
         self.densities: list[float] = []
+        self.dropped = 0  # GTC contributions dropped as non-finite this step
 
     @contextmanager
     def timed(self, part: str) -> Iterator[None]:

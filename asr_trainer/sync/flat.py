@@ -45,7 +45,10 @@ def float_buffers(model: nn.Module) -> list[torch.Tensor]:
 def buffers(model: nn.Module) -> torch.Tensor:
     """A fresh copy of the floating-point buffers, (B,) (empty when none)."""
     bufs = float_buffers(model)
-    return torch.cat([b.reshape(-1) for b in bufs]) if bufs else torch.zeros(0)
+    if bufs:
+        return torch.cat([b.reshape(-1) for b in bufs])
+    first = next(model.parameters(), None)
+    return torch.zeros(0, device=None if first is None else first.device)
 
 
 def set_buffers(model: nn.Module, vec: torch.Tensor) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM's cttz: one instruction
 
+from asr_trainer.sync import gtc_torch
 from asr_trainer.sync.codec import SparseMessage, decode
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.jit import kernel
@@ -161,12 +162,11 @@ def _numpy_view(t: torch.Tensor) -> np.ndarray | None:
 
 
 def _threshold_any(residual: torch.Tensor, tau: float) -> SparseMessage:
-    """Reference thresholding for any tensor :func:`_numpy_view` refuses (torch ops, full-size temporaries)."""
-    indices = torch.from_numpy(np.flatnonzero((residual.abs() >= tau).numpy()))
-    sent = residual[indices]
-    negative = sent < 0
-    residual[indices] = sent - torch.where(negative, -tau, tau)
-    return SparseMessage(indices.numpy(), negative.numpy(), tau, residual.numel())
+    """Thresholding of a CPU tensor :func:`_numpy_view` refuses, through the torch path (same bits)."""
+    if residual.device.type != "cpu":
+        raise TypeError(f"the CPU GTC loops take CPU tensors, not {residual.device}: use gtc_kernels.TorchKernels")
+    msg = gtc_torch.accumulate_and_threshold(residual, None, tau)
+    return SparseMessage(msg.indices.numpy(), msg.negative.numpy(), tau, residual.numel())
 
 
 def adapt_tau(tau: float, density: float, cfg: GtcConfig) -> float:

@@ -1,26 +1,48 @@
-"""Synchronisation inside a group, every step: local, dense all-reduce, or GTC.
+"""Synchronisation inside a group, every step: the rule's Protocol, local steps and dense all-reduce.
 
 Each rule's ``step(ctx, states)`` trains the hosted groups ``states`` for one
-step: after it, all members of a group hold the same model again.
+step: after it, all members of a group hold the same model again. A rule owns
+whatever state it keeps across steps and serialises it itself
+(``state_dict``/``load_state_dict``), so a new rule needs no edit of the
+strategy. GTC, the rule with state, is :class:`asr_trainer.sync.gtc_sync.GtcSync`.
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 
 from asr_trainer.sync import flat
-from asr_trainer.sync.codec import encode
 from asr_trainer.sync.comm import Group, local_sum
-from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.context import GroupState, StepContext
-from asr_trainer.sync.gtc import accumulate_and_threshold, adapt_tau, aggregate_payloads, as_float32
-from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimizer
 
 
-class LocalSync:
+class InsideGroupRule(Protocol):
+    """What a strategy needs of the rule it runs inside every group."""
+
+    def step(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
+        """One synchronised step of every hosted group in ``states``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's own state for an exact resume (``{}`` for a stateless rule)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+
+class Stateless:
+    """A rule that keeps nothing across steps."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise KeyError(f"a stateless rule was given state {sorted(state)}: another sync setting?")
+
+
+class LocalSync(Stateless):
     """Groups of one: each worker steps its own replica with its own gradient."""
 
     def step(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
@@ -63,7 +85,7 @@ class SharedBuffers:
             flat.set_buffers(gs.model, mean)
 
 
-class DenseSync:
+class DenseSync(Stateless):
     """Mean gradient over a group (``span``; None: each state's own group), then one step each."""
 
     def __init__(self, span: Group | None = None) -> None:
@@ -81,67 +103,3 @@ class DenseSync:
             for gs in members:
                 flat.set_grads(gs.model, mean)
                 ctx.update(gs.replica)
-
-
-class GtcSync:
-    """Synchronous GTC inside each group (DESIGN.md section 1)."""
-
-    def __init__(self, cfg: GtcConfig) -> None:
-        self.cfg = cfg
-
-    def step(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
-        for gs in states:
-            bufs = SharedBuffers([gs])
-            payloads = [bufs.run(gs, lambda: self._message(ctx, gs, w)) for w in gs.members]
-            gathered = ctx.comm.all_gather_bytes(gs.group, payloads)
-            bufs.average(ctx, gs.group)
-            with ctx.timed("encode_decode"):
-                total = gs.extra.setdefault("aggregate", torch.zeros_like(gs.extra["residual"][gs.members[0]]))
-                agg = aggregate_payloads(gathered, total, gs.extra.setdefault("decode_workspace", {}))
-            if self.cfg.threshold_on == "gradient":
-                flat.set_grads(gs.model, agg)
-                ctx.update(gs.replica)
-            else:
-                flat.set_params(gs.model, flat.params(gs.model).add_(agg))
-                if gs.replica.scheduler is not None:
-                    _advance_schedule(gs.replica.scheduler)
-
-    def _message(self, ctx: StepContext, gs: GroupState, worker: int) -> torch.Tensor:
-        """Add ``worker``'s contribution to its residual, threshold, encode: the payload."""
-        if self.cfg.threshold_on == "gradient":
-            contribution = ctx.gradient(worker, gs.model)
-        else:
-            contribution = self._local_update(ctx, gs, worker)
-        with ctx.timed("encode_decode"):
-            residuals = gs.extra.setdefault("residual", {})
-            taus = gs.extra.setdefault("tau", {})
-            residual = residuals.setdefault(worker, torch.zeros_like(contribution))
-            tau = taus.setdefault(worker, as_float32(self.cfg.tau))
-            msg = accumulate_and_threshold(residual, contribution, tau, gs.extra.setdefault("workspace", {}))
-            density = msg.indices.size / max(msg.numel, 1)
-            ctx.densities.append(density)
-            taus[worker] = adapt_tau(tau, density, self.cfg)
-            return encode(msg, self.cfg.encoding)
-
-    def _local_update(self, ctx: StepContext, gs: GroupState, worker: int) -> torch.Tensor:
-        """What ``worker``'s own optimizer (own state, the group's LR) would change, (P,); model untouched."""
-        twins = gs.extra.setdefault("twin_optimizer", {})
-        twin = twins.setdefault(worker, twin_optimizer(gs.replica.optimizer))
-        copy_hyperparameters(gs.replica.optimizer, twin)
-        before = flat.params(gs.model)
-        ctx.backward(worker, gs.model)
-        ctx.update(Replica(gs.model, twin))
-        update = flat.params(gs.model).sub_(before)
-        flat.set_params(gs.model, before)
-        return update
-
-
-def _advance_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
-    """One LR-schedule step of a shared optimizer that never steps itself (the twins apply the updates).
-
-    torch warns on the first such step that the scheduler ran before ``optimizer.step()``; here that
-    is by design, so that one warning is silenced.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-        scheduler.step()

@@ -32,6 +32,7 @@ class StepStats:
     encode_decode_s: float
     communicate_s: float
     block_sync: bool
+    dropped: int = 0  # GTC contributions of hosted workers dropped this step as non-finite
     worker_stats: tuple[Any, ...] = ()  # what grad_fn returned, per hosted worker in rank order
 
 
@@ -58,7 +59,8 @@ class SyncSummary:
     def add(self, s: StepStats) -> None:
         self.steps += 1
         self.last = s
-        for key in ("bytes_sent", "bytes_received", "payload_bytes", "compute_s", "encode_decode_s", "communicate_s"):
+        for key in ("bytes_sent", "bytes_received", "payload_bytes", "compute_s", "encode_decode_s", "communicate_s",
+                    "dropped"):
             self._sums[key] = self._sums.get(key, 0.0) + getattr(s, key)
         if s.density is not None:
             self._density_steps += 1
@@ -93,6 +95,7 @@ class SyncSummary:
                 "communicate": self.mean("communicate_s"),
             },
             "steps": self.steps,
+            "gtc_dropped_nonfinite": int(self._sums.get("dropped", 0)),
             **{k: getattr(self, k) for k in DESCRIPTIVE if getattr(self, k) is not None},
         }
 

@@ -37,15 +37,16 @@ from asr_trainer.sync.bmuf import Bmuf
 from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
 from asr_trainer.sync.context import GradFn, GroupState, StepContext
-from asr_trainer.sync.intra import DenseSync, GtcSync, LocalSync
-from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, clipped_step, twin_optimizer
+from asr_trainer.sync.gtc_sync import GtcSync
+from asr_trainer.sync.intra import DenseSync, InsideGroupRule, LocalSync
+from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, clipped_step
 from asr_trainer.sync.stats import StepStats, SyncSummary
 
 
 class SyncStrategy:
     """Owns the hosted replicas, their optimizer steps and all communication."""
 
-    def __init__(self, name: str, comm: Communicator, groups: Sequence[Group], intra, bmuf: Bmuf | None,
+    def __init__(self, name: str, comm: Communicator, groups: Sequence[Group], intra: InsideGroupRule, bmuf: Bmuf | None,
                  warmup_steps: int, replica_factory: ReplicaFactory, apply_update: UpdateFn = clipped_step) -> None:
         self.comm = comm
         self.intra = intra
@@ -121,24 +122,16 @@ class SyncStrategy:
         """Everything an exact resume needs of the groups hosted here.
 
         ``step_count`` (the position within the BMUF block follows from it), per
-        hosted group its ranks, hosted ``members``, ``replica`` (model, optimizer,
-        scheduler), GTC ``gtc_residual`` / ``gtc_tau`` / ``twin_optimizer`` per
-        worker (None / empty when unused), and ``bmuf`` (``W_g``, ``Delta``, ``eta``).
+        hosted group its ranks, hosted ``members`` and ``replica`` (model, optimizer,
+        scheduler); ``intra``: the inside-group rule's own state (GTC residuals, taus,
+        twin optimizers); ``bmuf`` (``W_g``, ``Delta``, ``eta``) or None.
         """
-        groups = []
-        for gs in self.states:
-            extra = gs.extra
-            groups.append({
-                "ranks": gs.group.ranks,
-                "members": list(gs.members),
-                "replica": gs.replica.state_dict(),
-                "gtc_residual": extra.get("residual"),
-                "gtc_tau": extra.get("tau"),
-                "twin_optimizer": {w: o.state_dict() for w, o in extra.get("twin_optimizer", {}).items()},
-            })
+        groups = [{"ranks": gs.group.ranks, "members": list(gs.members), "replica": gs.replica.state_dict()}
+                  for gs in self.states]
         return {"step_count": self.step_count, "closed_at": self._closed_at, "summary": self.summary.state_dict(),
                 "world_size": self.comm.world_size, "hosted": list(self.comm.hosted),
-                "groups": groups, "bmuf": None if self.bmuf is None else self.bmuf.state_dict()}
+                "groups": groups, "intra": self.intra.state_dict(),
+                "bmuf": None if self.bmuf is None else self.bmuf.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of :meth:`state_dict`; the same workers must be hosted here (else :class:`UserError`)."""
@@ -149,14 +142,12 @@ class SyncStrategy:
             if tuple(saved["ranks"]) != gs.group.ranks:
                 raise UserError(f"checkpoint group {saved['ranks']} != {gs.group.ranks}: another sync setting?")
             gs.replica.load_state_dict(saved["replica"])
-            gs.extra.clear()
-            if saved["gtc_residual"] is not None:
-                gs.extra["residual"] = {w: r.clone() for w, r in saved["gtc_residual"].items()}
-            if saved["gtc_tau"] is not None:
-                gs.extra["tau"] = dict(saved["gtc_tau"])
-            for w, opt_state in saved["twin_optimizer"].items():
-                twin = gs.extra.setdefault("twin_optimizer", {})[w] = twin_optimizer(gs.replica.optimizer)
-                twin.load_state_dict(opt_state)
+        if "intra" not in state:
+            raise UserError("checkpoint has no inside-group rule state ('intra'): written by an older version")
+        try:
+            self.intra.load_state_dict(state["intra"])
+        except KeyError as err:
+            raise UserError(f"checkpoint and sync setting disagree on the inside-group rule ({err}): another --sync?")
         if (self.bmuf is None) != (state["bmuf"] is None):
             raise UserError("checkpoint and sync setting disagree on BMUF: another --sync?")
         if self.bmuf is not None:
@@ -191,6 +182,7 @@ class SyncStrategy:
             encode_decode_s=ctx.seconds["encode_decode"],
             communicate_s=t.seconds,
             block_sync=block_sync,
+            dropped=ctx.dropped,
             worker_stats=tuple(ctx.worker_stats),
         )
 
@@ -210,6 +202,9 @@ def build_strategy(cfg: SyncConfig, comm: Communicator, replica_factory: Replica
     elif isinstance(cfg, BmufConfig):
         parts = (singles, LocalSync(), _bmuf(cfg, singles), cfg.warmup_steps)
     elif isinstance(cfg, HybridConfig):
+        if cfg.group_size > 1 and cfg.gtc.threshold_on == "update" and cfg.bmuf.optimizer_state != "keep":
+            raise UserError(f"sync bmuf.optimizer_state={cfg.bmuf.optimizer_state} needs gtc.threshold_on=gradient: "
+                            "with update thresholding each worker's own optimizer state is GTC's, not BMUF's")
         groups = hybrid_groups(n, cfg.group_size)
         intra = GtcSync(cfg.gtc) if cfg.group_size > 1 else LocalSync()
         parts = (groups, intra, _bmuf(cfg.bmuf, groups), cfg.bmuf.warmup_steps)

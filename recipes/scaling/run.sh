@@ -22,9 +22,9 @@ units=phone
 tag=                   # data/<tag>, exp/<tag>; default <corpus>_<profile>
 study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --quick true)
 quick=false            # true: the quick profile, workers "4 8", 2 epochs, a tiny model (the test suite runs it)
-workers="32 64 128"
+workers=               # simulated worker counts; default "32 64 128" ("4 8" with --quick true)
 strategies="gtc bmuf hybrid"   # add allreduce for the dense reference at the same N
-group_size=8           # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
+group_size=            # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
@@ -36,6 +36,7 @@ bmuf_momentum=sqrt     # block momentum over K BMUF participants (N; N/g for the
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
+device=cpu             # cpu | cuda[:N]: where every training and decoding run computes (simulated cluster on one GPU)
 keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
 
 help_message="Usage: $0 [options]
@@ -46,9 +47,9 @@ Options:
   --tag T               data/T and exp/T (default <corpus>_<profile>)
   --study NAME          results in exp/<tag>/NAME (default scaling; scaling_quick with --quick true)
   --quick true          quick profile, workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding
-  --workers \"N...\"      simulated worker counts (default \"$workers\")
+  --workers \"N...\"      simulated worker counts (default \"32 64 128\"; \"4 8\" with --quick true)
   --strategies \"S...\"   gtc bmuf hybrid allreduce (default \"$strategies\")
-  --group-size G        hybrid group size; must divide every worker count (default $group_size)
+  --group-size G        hybrid group size; must divide every worker count (default 8; 2 with --quick true)
   --min-batches M       per-worker max_duration = min(baseline's, train audio / (N * M)) (default $min_batches)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
@@ -57,6 +58,7 @@ Options:
   --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
   --scale-warmup B      true | false (default $scale_warmup)
   --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
+  --device D            cpu or cuda[:N]: train and decode every run there (default $device)
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
 Stages:
   0 data       data/<tag> features and lang (./run.sh --stop-stage 2 when missing)
@@ -73,8 +75,8 @@ Stages:
 
 if [ "$quick" = true ]; then
   profile=quick
-  [ "$workers" = "32 64 128" ] && workers="4 8"
-  [ "$group_size" = 8 ] && group_size=2
+  workers=${workers:-"4 8"}
+  group_size=${group_size:-2}
   study=${study:-scaling_quick}
   # Tiny model and 2 epochs; decoding with one acoustic scale and a narrow beam.
   quick_train=(num_epochs=2 data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
@@ -84,6 +86,8 @@ if [ "$quick" = true ]; then
 elif [ "$quick" != false ]; then
   echo "$0: --quick must be true or false" >&2; exit 1
 fi
+workers=${workers:-"32 64 128"}
+group_size=${group_size:-8}
 case "$profile" in quick|default) ;; *) echo "$0: --profile must be quick or default" >&2; exit 1 ;; esac
 
 . local/setup_env.sh
@@ -103,8 +107,8 @@ log "scaling study: tag=$tag study=$dir workers=\"$workers\" strategies=\"$strat
 main_opts=(--profile "$profile" --corpus "$corpus" --units "$units" --tag "$tag")
 [ -n "$corpus_dir" ] && main_opts+=(--corpus-dir "$corpus_dir")
 common=(--lang-dir "$lang" --cuts-dir "$fbank")
-read -r -a extra_train <<< "$train_opts"
-read -r -a extra_decode <<< "$decode_opts"
+read -r -a extra_train <<< "$train_opts device=$device"
+read -r -a extra_decode <<< "$decode_opts device=$device"
 
 # ------------------------------------------------------------------ 0: data of the main recipe
 if run_stage 0 data "$dir/.data-done"; then

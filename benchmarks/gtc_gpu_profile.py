@@ -1,0 +1,99 @@
+"""Where a GPU GTC round spends its time: the fused threshold kernel's bandwidth per launch shape,
+and a profile of whole rounds (kernel time against wall time: the gap is launches and host reads).
+
+    python benchmarks/gtc_gpu_profile.py [--numel 1e8] [--density 0.01] [--encoding strom]
+
+Needs a CUDA device and Triton. Bandwidth counts the kernel's own traffic (read r and g, write r and
+one code byte per element: 13 bytes) in GB/s, best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from asr_trainer.sync import gtc_triton
+
+import gtc_codec  # benchmarks/gtc_codec.py, beside this script
+from asr_trainer.sync.gtc_kernels import TorchKernels
+
+
+def kernel_sweep(numel: int, tau: float, repeats: int) -> tuple[int, int]:
+    """GB/s of the fused threshold for each (BLOCK, num_warps); returns the fastest pair."""
+    r, g = torch.zeros(numel, device="cuda"), torch.randn(numel, device="cuda")
+    print(f"{'BLOCK':>6} {'warps':>5} {'GB/s':>8}")
+    rates = {}
+    for block in (1024, 2048, 4096, 8192):
+        for warps in (4, 8, 16):
+            gtc_triton.BLOCK, gtc_triton.NUM_WARPS = block, warps
+            gtc_triton.threshold_codes(r, g, tau)  # compile
+            best = float("inf")
+            for _ in range(repeats):
+                r.zero_()
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                gtc_triton.threshold_codes(r, g, tau)
+                torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+            rates[block, warps] = 13 * numel / best / 1e9
+            print(f"{block:6d} {warps:5d} {rates[block, warps]:8.0f}")
+    return max(rates, key=rates.get)
+
+
+def profile_rounds(numel: int, tau: float, encoding: str, rounds: int) -> None:
+    """The top CUDA kernels of ``rounds`` GTC rounds and their total against the rounds' wall time."""
+    residual, grad = torch.zeros(numel, device="cuda"), torch.randn(numel, device="cuda")
+    kernels, out = TorchKernels(), torch.empty(numel, device="cuda")
+
+    def one_round() -> None:
+        msg = kernels.threshold(residual, grad, tau)
+        kernels.aggregate([kernels.encode(msg, encoding)], out)
+
+    for _ in range(3):
+        residual.zero_()
+        one_round()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        wall = 0.0
+        for _ in range(rounds):
+            residual.zero_()
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            one_round()
+            torch.cuda.synchronize()
+            wall += time.perf_counter() - start
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    kernel_ms = sum(e.device_time_total for e in events if "zero_" not in e.key) / 1e3 / rounds
+    print(f"{rounds} rounds, {numel:.0e} elements, {encoding}: wall {1e3 * wall / rounds:.3f} ms per round")
+    print(prof.key_averages().table(sort_by="device_time_total", row_limit=15))
+    print(f"device time per round (all kernels) {kernel_ms:.3f} ms (the residual reset included)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--numel", type=float, default=1e8)
+    p.add_argument("--density", type=float, default=0.01)
+    p.add_argument("--encoding", default="strom", choices=["strom", "compact"])
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args()
+    numel = int(args.numel)
+    probe = torch.randn(1 << 20)
+    tau = float(torch.quantile(probe.abs(), 1 - args.density))
+    print(f"device {torch.cuda.get_device_name()}, density {args.density:g}, tau {tau:.4f}")
+    best = kernel_sweep(numel, tau, args.repeats)
+    gtc_triton.BLOCK, gtc_triton.NUM_WARPS = 2048, 4
+    profile_rounds(numel, tau, args.encoding, rounds=5)
+    copy = gtc_codec.copy_bandwidth(numel, 2 * args.repeats + 2, "cuda")
+    for block, warps in ((2048, 4), best):
+        gtc_triton.BLOCK, gtc_triton.NUM_WARPS = block, warps
+        for density in (0.001, 0.01, 0.1):
+            for encoding in ("strom", "compact"):
+                gbs, achieved = gtc_codec.codec_throughput(numel, density, encoding, args.repeats, "cuda")
+                print(f"round, BLOCK {block} warps {warps}: density {achieved:.4f} {encoding:>8} {gbs:7.1f} GB/s "
+                      f"= {100 * gbs / copy:.1f}% of copy ({copy:.0f} GB/s)")
+
+
+if __name__ == "__main__":
+    main()
