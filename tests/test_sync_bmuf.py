@@ -74,7 +74,7 @@ def test_warmup_is_dense_and_momentum_reset(tmp_path):
         m = Scalar()
         return Replica(m, torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9))
 
-    s = build_strategy(BmufConfig(block_size=2, warmup_steps=2, reset_momentum=True), SimCommunicator(2), replica)
+    s = build_strategy(BmufConfig(block_size=2, warmup_steps=2, optimizer_state="reset"), SimCommunicator(2), replica)
     s.step(_grad_fn)  # warm-up: mean slope 2 -> both at -1
     assert [m.model.x.item() for m in s.states] == [-1.0, -1.0]
     s.step(_grad_fn)
@@ -103,3 +103,52 @@ def test_buffers_are_averaged():
     # running_mean = 0.9 * 0 + 0.1 * batch mean: worker 0 -> 0.1, worker 1 -> 1.1; mean 0.6
     for m in s.states:
         assert m.model.running_mean.item() == pytest.approx(0.6)
+
+
+def _momentum_run(optimizer_state: str):
+    """2 workers, SGD lr .5 momentum .5, one block of 2 steps, classic restarts."""
+    def replica():
+        m = Scalar()
+        return Replica(m, torch.optim.SGD(m.parameters(), lr=LR, momentum=0.5))
+
+    cfg = BmufConfig(block_size=2, nesterov=False, optimizer_state=optimizer_state)
+    s = build_strategy(cfg, SimCommunicator(2), replica)
+    for _ in range(2):
+        s.step(_grad_fn)
+    return s
+
+
+def test_optimizer_state_kept_reset_or_averaged_at_the_block_sync_by_hand():
+    # worker 0 (slope 1): buffers 1 then .5 * 1 + 1 = 1.5; worker 1 (slope 3): 3 then 1.5 + 3 = 4.5
+    buffers = lambda s: [gs.replica.optimizer.state[gs.model.x]["momentum_buffer"].item() for gs in s.states]  # noqa: E731
+    assert buffers(_momentum_run("keep")) == [1.5, 4.5]
+    averaged = _momentum_run("average")
+    assert buffers(averaged) == [3.0, 3.0]  # (1.5 + 4.5) / 2 on both
+    assert averaged.bmuf.w_g.item() == -2.5  # the model's block update is unchanged: x0 -1.25, x1 -3.75
+    assert all(not gs.replica.optimizer.state for gs in _momentum_run("reset").states)
+
+
+def test_averaged_adam_moments_are_the_mean_and_steps_are_kept():
+    def replica():
+        m = Scalar()
+        return Replica(m, torch.optim.Adam(m.parameters(), lr=0.1))
+
+    kept = build_strategy(BmufConfig(block_size=3), SimCommunicator(2), replica)
+    averaged = build_strategy(BmufConfig(block_size=3, optimizer_state="average"), SimCommunicator(2), replica)
+    for _ in range(3):
+        kept.step(_grad_fn)
+        averaged.step(_grad_fn)
+    for key in ("exp_avg", "exp_avg_sq"):
+        want = sum(gs.replica.optimizer.state[gs.model.x][key] for gs in kept.states) / 2
+        for gs in averaged.states:
+            assert torch.allclose(gs.replica.optimizer.state[gs.model.x][key], want, rtol=1e-6), key
+    assert all(float(gs.replica.optimizer.state[gs.model.x]["step"]) == 3 for gs in averaged.states)
+
+
+def test_hybrid_with_update_thresholding_refuses_to_touch_the_group_optimizer_state():
+    from asr_trainer.errors import UserError
+    from asr_trainer.sync import GtcConfig, HybridConfig
+
+    cfg = HybridConfig(group_size=2, gtc=GtcConfig(), bmuf=BmufConfig(optimizer_state="average"))
+    with pytest.raises(UserError, match="threshold_on=gradient"):
+        build_strategy(cfg, SimCommunicator(4), _replica)

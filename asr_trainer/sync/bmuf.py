@@ -5,7 +5,8 @@ At a block boundary, over the ``M`` representatives (first rank of each group):
 ``W_g += Delta``; restart from ``W_g + eta Delta`` (Nesterov) or ``W_g``.
 ``W_g`` itself is the state (never the look-ahead point). Floating-point buffers
 (BatchNorm statistics) are set to their plain mean. Each representative then
-broadcasts the restart point to its group.
+broadcasts the restart point to its group. The local optimizers' state is kept,
+reset, or averaged like the model (``optimizer_state``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from asr_trainer.sync import flat
 from asr_trainer.sync.comm import Group, local_sum
 from asr_trainer.sync.config import BmufConfig
 from asr_trainer.sync.context import GroupState, StepContext
-from asr_trainer.sync.replica import reset_optimizer_state
+from asr_trainer.sync.replica import reset_optimizer_state, set_state_vector, state_vector
 
 
 class Bmuf:
@@ -69,8 +70,20 @@ class Bmuf:
             state = comm.broadcast(gs.group, torch.cat([flat.params(gs.model), flat.buffers(gs.model)]))
             flat.set_params(gs.model, state[:n])
             flat.set_buffers(gs.model, state[n:])
-            if self.cfg.reset_momentum:
+        self._sync_optimizer_state(ctx, states)
+
+    def _sync_optimizer_state(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
+        """``optimizer_state``: keep, reset, or average the local optimizers' state over the members."""
+        if self.cfg.optimizer_state == "reset":
+            for gs in states:
                 reset_optimizer_state(gs.replica.optimizer)
+        elif self.cfg.optimizer_state == "average":
+            reps = [gs for gs in states if gs.group.root in ctx.comm.hosted]
+            mean = ctx.comm.all_reduce_mean(self.reps, local_sum(state_vector(gs.replica.optimizer) for gs in reps)) \
+                if reps else None
+            for gs in states:
+                mine = mean if mean is not None else state_vector(gs.replica.optimizer)
+                set_state_vector(gs.replica.optimizer, ctx.comm.broadcast(gs.group, mine))
 
     def _filter(self, w_bar: torch.Tensor) -> torch.Tensor:
         """Update ``Delta`` and ``W_g`` from the mean model; return the restart point."""

@@ -76,7 +76,10 @@ class BmufConfig:
     ``block_momentum``: eta; ``None`` means ``1 - 1/M`` with ``M`` the number of
     BMUF members (workers, or groups under the hybrid). ``block_lr``: zeta.
     ``nesterov``: restart local training from ``W_g + eta * Delta`` (else ``W_g``).
-    ``reset_momentum``: clear the local optimizer state at each sync.
+    ``optimizer_state``: what happens to the local optimizers' state (momentum buffers, Adam
+    moments) at each block sync: ``keep`` it, ``reset`` it (CNTK's BlockMomentumSGD), or
+    ``average`` it over the BMUF members like the model (the moment handling of BMUF-Adam,
+    Chen, Ding & Huo 2020, as far as its abstract says; step counts are kept).
     ``warmup_steps``: plain all-reduce steps over all workers before the first block.
     """
 
@@ -85,7 +88,7 @@ class BmufConfig:
     block_momentum: Union[float, None] = None
     block_lr: float = 1.0
     nesterov: bool = True
-    reset_momentum: bool = False
+    optimizer_state: Literal["keep", "reset", "average"] = "keep"
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +100,8 @@ class BmufConfig:
             raise ValueError(f"bmuf block_lr must be > 0, got {self.block_lr}")
         if self.warmup_steps < 0:
             raise ValueError(f"bmuf warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.optimizer_state not in ("keep", "reset", "average"):
+            raise ValueError(f"bmuf optimizer_state must be keep, reset or average, got {self.optimizer_state!r}")
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,35 @@ def copy_hyperparameters(src: torch.optim.Optimizer, dst: torch.optim.Optimizer)
 def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     """Forget the optimizer's state (momentum buffers, Adam moments and step counts)."""
     optimizer.state.clear()
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The optimizer's per-parameter floating state tensors of the parameter's size (momentum buffers,
+    Adam's moments), in parameter order then key order; step counters are left out."""
+    out = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            out += [state[k] for k in sorted(state) if torch.is_tensor(state[k]) and state[k].is_floating_point()
+                    and state[k].shape == p.shape]
+    return out
+
+
+def state_vector(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """:func:`_state_tensors` flattened into one new vector (S,); empty before the first step."""
+    tensors = _state_tensors(optimizer)
+    if not tensors:
+        first = optimizer.param_groups[0]["params"][0]
+        return torch.zeros(0, dtype=first.dtype, device=first.device)
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def set_state_vector(optimizer: torch.optim.Optimizer, vec: torch.Tensor) -> None:
+    """Copy ``vec`` (S,) back into the tensors of :func:`state_vector` (same optimizer layout)."""
+    offset = 0
+    for t in _state_tensors(optimizer):
+        t.copy_(vec[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+    if offset != vec.numel():
+        raise ValueError(f"optimizer state of {offset} elements, vector of {vec.numel()}: layouts differ")
+
