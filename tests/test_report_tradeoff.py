@@ -131,7 +131,8 @@ def test_pairing_is_by_cut_id_not_order():
     b = collect.paired_arrays(base, shuffled, "s")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    assert a[0].sum() == sum(e for e, _, _ in system.values())
+    assert a[0].sum() == sum(u.errors for u in system.values())
+    assert all(u.errors == u.ins + u.dels + u.subs for u in system.values())
 
 
 def test_modelled_speedup_uses_measured_stats(exp_root, scenario):
@@ -190,6 +191,10 @@ def test_cli_writes_report_and_prints_table(exp_root, capsys):
     printed = capsys.readouterr().out
     assert "gtc-n4" in printed and "speed-up" in printed
     assert (out / "report.md").is_file() and (out / "results.csv").is_file()
+    import csv
+    for rec in csv.DictReader(open(out / "results.csv", encoding="utf-8")):  # error kinds add up to the WER
+        kinds = int(rec["ins"]) + int(rec["del"]) + int(rec["sub"])
+        assert kinds > 0 and abs(100 * kinds / int(rec["ref_words"]) - float(rec["test_wer"])) < 1e-3, rec
     # a second run skips its own output directory (no recogs there)
     assert main(["report", "--exp-root", str(exp_root), "--baseline", "baseline", "--n-resamples", "50",
                  "--scenario", str(CONF)]) == 0

@@ -11,8 +11,10 @@ class DecodeConfig:
     """Which model, which sets, and the HLG search settings.
 
     The model is the average of epochs ``epoch - avg + 1 .. epoch`` (``epoch=0``:
-    the last saved epoch). The HLG acoustic scale is chosen among
-    ``acoustic_scales`` on ``dev_split`` only, then applied to ``test_splits``.
+    the last saved epoch). The HLG acoustic scale (among ``acoustic_scales``) and the
+    blank penalty (among ``blank_penalties``, nats off the blank log-prob; greedy too)
+    are chosen on ``dev_split`` only, then applied to ``test_splits``
+    (:mod:`asr_trainer.decode.tuning`).
     """
 
     corpus: str = "synth"
@@ -24,6 +26,7 @@ class DecodeConfig:
     max_active: int = 3000
     min_active: int = 200
     acoustic_scales: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 8.0)
+    blank_penalties: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
     max_duration: float = 300.0
     device: str = "cpu"
     num_threads: int = 2
@@ -42,5 +45,7 @@ class DecodeConfig:
             raise ValueError(f"max_active ({self.max_active}) must be >= min_active ({self.min_active}) and >= 1")
         if not self.acoustic_scales or min(self.acoustic_scales) <= 0:
             raise ValueError(f"acoustic_scales must be a non-empty list of positive numbers, got {self.acoustic_scales}")
+        if not self.blank_penalties or min(self.blank_penalties) < 0:
+            raise ValueError(f"blank_penalties must be a non-empty list of numbers >= 0, got {self.blank_penalties}")
         if self.max_duration <= 0:
             raise ValueError(f"max_duration must be positive seconds, got {self.max_duration}")

@@ -1,8 +1,9 @@
 """Decode dev and test sets with a trained model: greedy CTC or HLG one-best, then score.
 
-Posteriors are computed once per set; the HLG acoustic scale is tuned on the
-dev set only (decoding ``scale * log_probs`` with scale 1 inside the decoder
-is the same search as decoder-side scaling), then applied to the test sets.
+Posteriors are computed once per set. The decoding setting (:mod:`asr_trainer.decode.tuning`:
+the HLG acoustic scale and, for both methods, the blank penalty) is tuned on the dev set
+only, then applied to the test sets. Decoding ``scale * log_probs`` with scale 1 inside the
+decoder is the same search as decoder-side scaling; greedy search ignores the scale.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from lhotse import CutSet
 from asr_trainer.decode.config import DecodeConfig
 from asr_trainer.decode.greedy import GreedyDecoder
 from asr_trainer.decode.model_io import load_averaged_model
+from asr_trainer.decode.tuning import Setting, decode_set, tune
 from asr_trainer.decode.k2_crosscheck import save_posteriors
 from asr_trainer.errors import UserError
 from asr_trainer.models import CtcModel
-from asr_trainer.report.wer import Utterance, compute_wer, score_set
+from asr_trainer.report.wer import Utterance, score_set
 from asr_trainer.data.config import DataConfig
 from asr_trainer.data.cuts import load_cuts
 from asr_trainer.data.dataset import AsrDataset, cut_text
@@ -45,21 +47,6 @@ def compute_posteriors(model: CtcModel, cuts: CutSet, max_duration: float, devic
         for i, cut_id in enumerate(batch["cut_ids"]):
             out[cut_id] = log_probs[i, : int(lens[i])].float().cpu().numpy()
     return out
-
-
-def decode_set(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
-               scale: float = 1.0) -> list[Utterance]:
-    """``[(cut_id, ref, hyp)]`` decoding ``scale * log_probs`` of every cut."""
-    return [(cid, refs[cid], decode(lp * scale if scale != 1.0 else lp)) for cid, lp in posteriors.items()]
-
-
-def tune_scale(decode: Decoder, posteriors: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
-               scales: tuple[float, ...]) -> tuple[float, dict[float, float], list[Utterance]]:
-    """The acoustic scale with the lowest dev WER (ties: the first), WER per scale, and the results at it."""
-    results = {s: decode_set(decode, posteriors, refs, s) for s in scales}
-    table = {s: compute_wer(r, replications=0).wer for s, r in results.items()}
-    best = min(scales, key=lambda s: table[s])
-    return best, table, results[best]
 
 
 def check_outputs(model: CtcModel, num_tokens: int, lang_dir: Path) -> None:
@@ -101,10 +88,10 @@ def speakers_of(cuts: CutSet) -> dict[str, str]:
 
 
 def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Path, method: str, tokenizer) -> dict:
-    """Decode dev (tune the HLG scale there) and the test sets; write results into ``exp_dir``.
+    """Decode dev (tune the decoding setting there) and the test sets; write results into ``exp_dir``.
 
     ``tokenizer`` has ``encode``, ``num_outputs`` and ``id2token``. Returns
-    ``{set_name: WER json}`` and writes ``decode-<method>.json`` with the chosen scale.
+    ``{set_name: WER json}`` and writes ``decode-<method>.json`` with the chosen setting.
     """
     exp_dir = Path(exp_dir)
     if cfg.num_threads:
@@ -115,27 +102,31 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
     decode, word_level = make_decoder(method, cfg, lang_dir, id2token)
     if not word_level:
         log.warning("units have no word boundaries: greedy output is scored as a TOKEN error rate")
-    setting = f"{method}-epoch{cfg.epoch or 'last'}-avg{cfg.avg}"
-    scale, table, summary = 1.0, {}, {}
+    name_prefix = f"{method}-epoch{cfg.epoch or 'last'}-avg{cfg.avg}"
+    scales = cfg.acoustic_scales if method == "hlg" else (1.0,)
+    setting, table, summary = Setting(), {}, {}
     for i, split in enumerate((cfg.dev_split, *cfg.test_splits)):
         cuts = load_cuts(cuts_dir, cfg.corpus, split)
         posteriors = compute_posteriors(model, cuts, cfg.max_duration, cfg.device)
         refs = references(cuts, word_level, tokenizer.encode, id2token)
         if cfg.save_posteriors:
             save_posteriors(exp_dir / f"posteriors-{split}.npz", posteriors, refs)
-        if i == 0 and method == "hlg":  # tuning decodes dev at every scale: keep the chosen scale's results
-            scale, table, results = tune_scale(decode, posteriors, refs, cfg.acoustic_scales)
-            log.info("acoustic scale tuned on %s: %g (WER by scale: %s)", split, scale, table)
+        if i == 0:  # tuning decodes dev under every setting it tries: keep the chosen one's results
+            tuning = tune(decode, posteriors, refs, scales, cfg.blank_penalties)
+            setting, table, results = tuning.best, tuning.wer, tuning.results
+            log.info("tuned on %s: acoustic scale %g, blank penalty %g (dev WER by setting: %s)", split,
+                     setting.scale, setting.blank_penalty, {k.label: round(v, 2) for k, v in table.items()})
         else:
-            results = decode_set(decode, posteriors, refs, scale)
+            results = decode_set(decode, posteriors, refs, setting)
         name = f"{split}-{method}"
         metric = "WER" if word_level else "TER"
-        wer = score_set(exp_dir, name, results, speakers_of(cuts), f"{setting}-scale{scale:g}",
+        wer = score_set(exp_dir, name, results, speakers_of(cuts), f"{name_prefix}-{setting.label}",
                         cfg.bootstrap_replications, metric)
         log.info("%s: %s %.2f%% [%.2f, %.2f] (%d %s)", name, metric, wer.wer, *wer.ci95, wer.ref_words,
                  "words" if word_level else "tokens")
         summary[name] = wer.to_json()
-    info = {"method": method, "acoustic_scale": scale, "tuned_on": cfg.dev_split,
-            "dev_wer_by_scale": {str(k): v for k, v in table.items()}, "word_level": word_level, "sets": summary}
+    info = {"method": method, "acoustic_scale": setting.scale, "blank_penalty": setting.blank_penalty,
+            "tuned_on": cfg.dev_split, "dev_wer_by_setting": {k.label: v for k, v in table.items()},
+            "word_level": word_level, "sets": summary}
     (exp_dir / f"decode-{method}.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

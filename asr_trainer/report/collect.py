@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import kaldialign
 import numpy as np
@@ -83,7 +84,8 @@ class Row:
     time_split: dict[str, float]  # measured: compute, encode_decode, communicate
     modeled_speedup: float
     is_baseline: bool = False
-    vs_dense: Interval | None = None  # relative WER change vs the all-reduce run of the same N, if any
+    vs_dense: Interval | None = None
+    error_kinds: tuple[int, int, int] = (0, 0, 0)  # test insertions, deletions, substitutions  # relative WER change vs the all-reduce run of the same N, if any
 
 
 # ---------------------------------------------------------------- reading one experiment
@@ -130,13 +132,25 @@ def load_stats(exp_dir: Path) -> dict:
 
 
 # ---------------------------------------------------------------- pairing and the relative increase
-def utterance_errors(utts: list[Utterance]) -> dict[str, tuple[int, int, tuple[str, ...]]]:
-    """``{cut_id: (errors, ref_words, ref)}`` with kaldialign's edit distance (sub + del + ins)."""
-    out: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+class UttErrors(NamedTuple):
+    """One test utterance's edit distance to its reference (kaldialign), and the reference."""
+
+    errors: int
+    ref_words: int
+    ref: tuple[str, ...]
+    ins: int = 0
+    dels: int = 0
+    subs: int = 0
+
+
+def utterance_errors(utts: list[Utterance]) -> dict[str, UttErrors]:
+    """``{cut_id: UttErrors}`` with kaldialign's edit distance (sub + del + ins)."""
+    out: dict[str, UttErrors] = {}
     for cut_id, ref, hyp in utts:
         if cut_id in out:
             raise UserError(f"cut {cut_id} is decoded twice")
-        out[cut_id] = (int(kaldialign.edit_distance(ref, hyp)["total"]), len(ref), tuple(ref))
+        d = kaldialign.edit_distance(ref, hyp)
+        out[cut_id] = UttErrors(int(d["total"]), len(ref), tuple(ref), int(d["ins"]), int(d["del"]), int(d["sub"]))
     return out
 
 
@@ -226,14 +240,15 @@ def modeled_speedup(exp_dir: Path, stats: dict, scenario: Scenario) -> float:
 def make_row(exp_dir: Path, utts: dict, stats: dict, rel: Interval, scenario: Scenario,
              is_baseline: bool = False) -> Row:
     """The report row of one experiment; ``utts`` from :func:`utterance_errors`."""
-    errors = sum(e for e, _, _ in utts.values())
-    words = sum(n for _, n, _ in utts.values())
+    errors = sum(u.errors for u in utts.values())
+    words = sum(u.ref_words for u in utts.values())
     if words == 0:
         raise UserError(f"{exp_dir.name}: the references have no words")
     return Row(
         name=exp_dir.name, strategy=stats["strategy"], workers=int(stats["workers"]),
         group_size=int(stats.get("group_size") or 1), num_utts=len(utts), ref_words=words,
         test_wer=100.0 * errors / words, rel=rel,
+        error_kinds=tuple(sum(getattr(u, k) for u in utts.values()) for k in ("ins", "dels", "subs")),
         bytes_per_step=float(stats["bytes_sent_per_worker_per_step"]),
         bytes_received_per_step=float(stats["bytes_received_per_worker_per_step"]),
         gtc_density=stats.get("gtc_density"),

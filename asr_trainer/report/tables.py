@@ -42,7 +42,7 @@ CSV_COLUMNS = (
     "name", "strategy", "workers", "group_size", "num_utts", "ref_words", "test_wer",
     "rel_wer_increase_pct", "ci95_low_pct", "ci95_high_pct", "bytes_per_step", "bytes_received_per_step",
     "gtc_density", "compute_s", "encode_decode_s", "communicate_s", "modeled_speedup",
-    "rel_vs_allreduce_pct", "vs_allreduce_ci95_low_pct", "vs_allreduce_ci95_high_pct",
+    "rel_vs_allreduce_pct", "vs_allreduce_ci95_low_pct", "vs_allreduce_ci95_high_pct", "ins", "del", "sub",
 )
 
 
@@ -58,7 +58,7 @@ def csv_record(row: Row) -> dict[str, object]:
         "gtc_density": "" if row.gtc_density is None else row.gtc_density,
         "compute_s": t.get("compute", ""), "encode_decode_s": t.get("encode_decode", ""),
         "communicate_s": t.get("communicate", ""), "modeled_speedup": round(row.modeled_speedup, 4),
-        **_dense_record(row.vs_dense),
+        **_dense_record(row.vs_dense), **dict(zip(("ins", "del", "sub"), row.error_kinds)),
     }
 
 
@@ -97,13 +97,15 @@ def _cells(row: Row) -> list[str]:
         paper.note if paper.rel_wer_pct is None else f"{paper.rel_wer_pct:+g}%")
     d = row.vs_dense
     dense = "-" if d is None else f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}]"
-    return [row.name, row.strategy, str(row.workers), str(row.group_size), f"{row.test_wer:.2f}", rel, ci,
+    ins, dels, subs = row.error_kinds
+    return [row.name, row.strategy, str(row.workers), str(row.group_size), f"{row.test_wer:.2f}",
+            f"{ins}/{dels}/{subs}", rel, ci,
             dense, _bytes(row.bytes_per_step), _ms(row.time_split, "compute"),
             _ms(row.time_split, "encode_decode"), _ms(row.time_split, "communicate"),
             f"{row.modeled_speedup:.1f}x", paper_s]
 
 
-TABLE_HEADER = ["name", "strategy", "N", "g", "WER %", "rel. WER %", "95% CI", "vs all-reduce (CI)",
+TABLE_HEADER = ["name", "strategy", "N", "g", "WER %", "ins/del/sub", "rel. WER %", "95% CI", "vs all-reduce (CI)",
                 "bytes/step", "compute ms", "enc/dec ms", "comm ms", "speed-up*", "paper"]
 
 
