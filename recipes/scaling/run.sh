@@ -82,7 +82,7 @@ if [ "$quick" = true ]; then
   quick_train=(num_epochs=2 data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
                model.tdnn_lstm.conv_dim=48 model.tdnn_lstm.num_conv_layers=2 model.tdnn_lstm.lstm_dim=48
                model.tdnn_lstm.num_lstm_layers=1)
-  decode_opts="acoustic_scales=[1.0] beam=8.0 max_active=1000 bootstrap_replications=200 $decode_opts"
+  decode_opts="acoustic_scales=[1.0] blank_penalties=[0.0,2.0] beam=8.0 max_active=1000 bootstrap_replications=200 $decode_opts"
 elif [ "$quick" != false ]; then
   echo "$0: --quick must be true or false" >&2; exit 1
 fi
