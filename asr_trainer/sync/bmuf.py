@@ -15,10 +15,10 @@ from typing import Sequence
 
 import torch
 
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.comm import Group, local_sum
 from asr_trainer.sync.config import BmufConfig
-from asr_trainer.sync.context import GroupState, StepContext
+from asr_trainer.sync.step_context import GroupState, StepContext
 from asr_trainer.sync.replica import reset_optimizer_state, set_state_vector, state_vector
 
 

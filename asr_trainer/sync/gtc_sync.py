@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import torch
 
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.config import GtcConfig
-from asr_trainer.sync.context import GroupState, StepContext
+from asr_trainer.sync.step_context import GroupState, StepContext
 from asr_trainer.sync.gtc import adapt_tau, as_float32
 from asr_trainer.sync.gtc_kernels import GtcKernels, kernels_for
-from asr_trainer.sync.intra import SharedBuffers
+from asr_trainer.sync.inside_group import SharedBuffers
 from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimizer
 
 

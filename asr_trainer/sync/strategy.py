@@ -32,13 +32,13 @@ from typing import Sequence
 import torch
 
 from asr_trainer.errors import UserError
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.bmuf import Bmuf
 from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
-from asr_trainer.sync.context import GradFn, GroupState, StepContext
+from asr_trainer.sync.step_context import GradFn, GroupState, StepContext
 from asr_trainer.sync.gtc_sync import GtcSync
-from asr_trainer.sync.intra import DenseSync, InsideGroupRule, LocalSync
+from asr_trainer.sync.inside_group import DenseSync, InsideGroupRule, LocalSync
 from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, clipped_step
 from asr_trainer.sync.stats import StepStats, SyncSummary
 

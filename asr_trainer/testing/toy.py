@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.comm import Communicator
 from asr_trainer.sync.config import SyncConfig
 from asr_trainer.sync.replica import Replica

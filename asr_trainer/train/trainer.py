@@ -55,7 +55,8 @@ from asr_trainer.data.workers import WorkerData, WorkerRng
 from asr_trainer.errors import Interrupted, UserError
 from asr_trainer.models import ModelConfig
 from asr_trainer.rng import restore_rng, rng_state, seed_all
-from asr_trainer.sync import Communicator, SyncConfig, SyncStrategy, build_strategy, flat
+from asr_trainer.sync import Communicator, SyncConfig, SyncStrategy, build_strategy
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.replica import clipped_step
 from asr_trainer.train import fault
 from asr_trainer.train.build import build_replica

@@ -13,9 +13,9 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.comm import Group, local_sum
-from asr_trainer.sync.context import GroupState, StepContext
+from asr_trainer.sync.step_context import GroupState, StepContext
 
 
 class InsideGroupRule(Protocol):

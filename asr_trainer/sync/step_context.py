@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from asr_trainer.sync import flat
+from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.replica import Replica, UpdateFn
 
