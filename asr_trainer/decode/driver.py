@@ -20,7 +20,7 @@ from lhotse import CutSet
 from asr_trainer.decode.config import DecodeConfig
 from asr_trainer.decode.greedy import GreedyDecoder
 from asr_trainer.decode.model_io import load_averaged_model
-from asr_trainer.decode.tuning import Setting, decode_set, tune
+from asr_trainer.decode.tuning import Decoder, Setting, decode_set, tune
 from asr_trainer.decode.k2_crosscheck import save_posteriors
 from asr_trainer.errors import UserError
 from asr_trainer.models import CtcModel
@@ -32,7 +32,6 @@ from asr_trainer.data.sampler import make_valid_sampler
 
 log = logging.getLogger(__name__)
 
-Decoder = Callable[[np.ndarray], list[str]]
 
 
 @torch.no_grad()

@@ -83,8 +83,3 @@ def kernels_for(residual: torch.Tensor) -> GtcKernels:
     if residual.device.type == "cpu" and residual.dtype == torch.float32 and residual.is_contiguous():
         return CpuKernels()
     return TorchKernels()
-
-
-def sent_count(msg: Message) -> int:
-    """Elements a message sends (k)."""
-    return msg.count

@@ -54,10 +54,9 @@ class GtcWorker:
         return {"residual": self.residual, "tau": self.tau, "twin_optimizer": twin}
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any], device: torch.device | None = None) -> "GtcWorker":
-        residual = state["residual"].clone()
-        return cls(residual if device is None else residual.to(device), float(state["tau"]),
-                   pending_twin_state=state["twin_optimizer"])
+    def from_state_dict(cls, state: dict[str, Any]) -> "GtcWorker":
+        """Inverse of :meth:`state_dict`; the residual stays where it was loaded (moved on first use)."""
+        return cls(state["residual"].clone(), float(state["tau"]), pending_twin_state=state["twin_optimizer"])
 
 
 @dataclass
