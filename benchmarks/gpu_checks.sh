@@ -4,6 +4,7 @@
 # writes its output to OUT_DIR (default gpu-out/), so one slow part never hides the others.
 #
 #   benchmarks/gpu_checks.sh OUT_DIR [DATA_DIR]
+#   GPU_PARTS="tests gtc_profile" benchmarks/gpu_checks.sh OUT_DIR   # only the parts named
 #
 # Run from the repository root on a machine with a CUDA GPU whose python3 has a CUDA torch.
 # Python packages that machine lacks may be carried as wheels in .whl/ (installed into /tmp/site,
@@ -28,6 +29,7 @@ export PATH=/tmp/bin:$PATH
 part() {  # part NAME SECONDS COMMAND...: run with a time limit, output to OUT/NAME.txt and the terminal
   local name=$1 limit=$2 start=$SECONDS
   shift 2
+  [[ -z ${GPU_PARTS:-} || " $GPU_PARTS " == *" $name "* ]] || return 0
   echo "=== $name (limit ${limit}s)"
   timeout "$limit" "$@" > "$out/$name.txt" 2>&1
   local rc=$?
@@ -47,14 +49,15 @@ study() {  # the quick study at 32/64/128 workers: baseline first, then one reci
 
 part env 20 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; \
 print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; nproc'
-part tests 80 python3 -m pytest -q -ra -p no:cacheprovider tests/test_cuda.py tests/test_gtc_torch.py
+part tests 90 python3 -m pytest -q -ra -p no:cacheprovider tests/test_cuda.py tests/test_gtc_torch.py tests/test_gtc_triton.py
 part gtc_codec 30 python3 benchmarks/gtc_codec.py --device cuda --sizes 1e6 1e7 1e8 \
   --densities 0.001 0.01 0.1 --repeats 10 --no-bits
+part gtc_profile 120 python3 benchmarks/gtc_gpu_profile.py --numel 1e8 --density 0.01 --repeats 10
 part train_throughput 25 python3 benchmarks/train_throughput.py --device cuda --cuts 120
 part train_throughput_bf16 25 python3 benchmarks/train_throughput.py --device cuda --bf16 --cuts 120
 part step_time 20 python3 benchmarks/step_time.py --device cuda --batch-seconds 2.3 5 10 30 60
 part sim_epoch 70 python3 benchmarks/sim_epoch.py --device cuda --cuts 384 --repeats 1 --workers 1 128
-if [ -n "$data" ]; then
+if [ -n "$data" ] && [[ -z ${GPU_PARTS:-} || " $GPU_PARTS " == *" study "* ]]; then
   [ -e data/synth_quick ] || { mkdir -p data && ln -s "$(cd "$data" && pwd)" data/synth_quick; }
   export -f study; export out
   part study 290 bash -c study

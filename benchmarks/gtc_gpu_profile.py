@@ -1,10 +1,10 @@
-"""Where a GPU GTC round spends its time: the fused threshold kernel's bandwidth per launch shape,
+"""Where a GPU GTC round spends its time: the Triton kernels' bandwidth per launch shape,
 and a profile of whole rounds (kernel time against wall time: the gap is launches and host reads).
 
     python benchmarks/gtc_gpu_profile.py [--numel 1e8] [--density 0.01] [--encoding strom]
 
-Needs a CUDA device and Triton. Bandwidth counts the kernel's own traffic (read r and g, write r and
-one code byte per element: 13 bytes) in GB/s, best of ``--repeats``.
+Needs a CUDA device and Triton. Bandwidth counts the kernels' dense traffic (read r and g, write r:
+12 bytes per element) in GB/s, best of ``--repeats``.
 """
 
 from __future__ import annotations
@@ -21,25 +21,36 @@ from asr_trainer.sync.gtc_kernels import TorchKernels
 
 
 def kernel_sweep(numel: int, tau: float, repeats: int) -> tuple[int, int]:
-    """GB/s of the fused threshold for each (BLOCK, num_warps); returns the fastest pair."""
+    """GB/s of the two Triton kernels for each (BLOCK, num_warps); returns the fastest pair.
+
+    Both count 12 bytes per element (read r and g, write r): kernel 1 alone, and kernel 1 with the
+    gather of the sent elements and the host read of k.
+    """
     r, g = torch.zeros(numel, device="cuda"), torch.randn(numel, device="cuda")
-    print(f"{'BLOCK':>6} {'warps':>5} {'GB/s':>8}")
+    print(f"{'BLOCK':>6} {'warps':>5} {'kernel 1 GB/s':>14} {'+ gather GB/s':>14}")
     rates = {}
     for block in (1024, 2048, 4096, 8192):
         for warps in (4, 8, 16):
             gtc_triton.BLOCK, gtc_triton.NUM_WARPS = block, warps
-            gtc_triton.threshold_codes(r, g, tau)  # compile
-            best = float("inf")
-            for _ in range(repeats):
-                r.zero_()
-                torch.cuda.synchronize()
-                start = time.perf_counter()
-                gtc_triton.threshold_codes(r, g, tau)
-                torch.cuda.synchronize()
-                best = min(best, time.perf_counter() - start)
-            rates[block, warps] = 13 * numel / best / 1e9
-            print(f"{block:6d} {warps:5d} {rates[block, warps]:8.0f}")
+            alone = _best_seconds(lambda: gtc_triton.threshold_packed(r, g, tau), r, repeats)
+            both = _best_seconds(lambda: gtc_triton.threshold(r, g, tau), r, repeats)
+            rates[block, warps] = 12 * numel / both / 1e9
+            print(f"{block:6d} {warps:5d} {12 * numel / alone / 1e9:14.0f} {rates[block, warps]:14.0f}")
     return max(rates, key=rates.get)
+
+
+def _best_seconds(run, residual: torch.Tensor, repeats: int) -> float:
+    """Fastest of ``repeats`` synchronised calls of ``run`` (after one to compile), the residual reset before each."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        residual.zero_()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def profile_rounds(numel: int, tau: float, encoding: str, rounds: int) -> None:

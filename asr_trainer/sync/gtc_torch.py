@@ -11,9 +11,9 @@ The same rules and the same float32 bits as the compiled CPU loops of
   whatever order the device runs a message's additions in), then one division.
   Untouched elements stay ``+0.0`` (``0 / m``), as on the CPU.
 
-On CUDA with Triton the threshold is one fused kernel (:mod:`asr_trainer.sync.gtc_triton`).
-Nothing dense leaves the device: the host reads only the sent count that
-``torch.nonzero`` needs to size its output and the few scalars of
+On CUDA with Triton the threshold and the selection of the sent elements are two kernels
+(:mod:`asr_trainer.sync.gtc_triton`). Nothing dense leaves the device: the host reads only the
+sent count that sizes the message and the few scalars of
 :mod:`asr_trainer.sync.codec_torch`.
 """
 
@@ -32,10 +32,9 @@ def accumulate_and_threshold(residual: torch.Tensor, contribution: torch.Tensor 
     elements with ``|residual| >= tau`` (``tau`` already float32-rounded): their indices and signs."""
     if contribution is not None and contribution.shape != residual.shape:
         raise ValueError(f"contribution shape {tuple(contribution.shape)} != residual {tuple(residual.shape)}")
-    if gtc_triton.available(residual, contribution):  # one fused pass on CUDA
-        codes = gtc_triton.threshold_codes(residual, contribution, tau)
-        indices = codes.nonzero().squeeze(1)
-        return TorchMessage(indices, codes[indices] < 0, tau, residual.numel())
+    if gtc_triton.available(residual, contribution):  # a fused pass and a selection on CUDA
+        indices, negative = gtc_triton.threshold(residual, contribution, tau)
+        return TorchMessage(indices, negative, tau, residual.numel())
     if contribution is not None:
         residual.add_(contribution)
     indices = (residual.abs() >= tau).nonzero().squeeze(1)
