@@ -129,6 +129,17 @@ CONFIG_CLASSES: dict[str, type] = {
 }
 
 
+def workers_per_step(cfg: "SyncConfig", world_size: int) -> int:
+    """Workers whose minibatches form one optimizer step after any warm-up: all ``world_size``
+    under all-reduce and GTC (one step on the mean of their contributions), a group under the
+    hybrid, one under BMUF and without synchronisation (local steps)."""
+    if isinstance(cfg, (AllReduceConfig, GtcConfig)):
+        return world_size
+    if isinstance(cfg, HybridConfig):
+        return cfg.group_size
+    return 1
+
+
 def load_sync_config(path: str | Path | None, overrides: Sequence[str] = (), name: str | None = None) -> SyncConfig:
     """The strategy settings in ``path`` (``name:`` there, in ``overrides`` or ``name`` picks the class)."""
     data = read_yaml(path) if path is not None else {}

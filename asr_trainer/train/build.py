@@ -5,6 +5,7 @@ A strategy calls the factory once per group it hosts (BMUF: one per simulated wo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -30,6 +31,15 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
     if cfg.schedule == "constant":
         return 1.0
     return math.sqrt(warm / (step + 1))
+
+
+def batch_scaled(cfg: OptimConfig, step_batch: float) -> OptimConfig:
+    """``cfg`` with ``lr`` scaled for optimizer steps of ``step_batch`` seconds of audio by
+    ``cfg.lr_scaling`` against ``cfg.reference_batch`` (unchanged for ``none``)."""
+    if cfg.lr_scaling == "none":
+        return cfg
+    ratio = step_batch / cfg.reference_batch
+    return dataclasses.replace(cfg, lr=cfg.lr * (math.sqrt(ratio) if cfg.lr_scaling == "sqrt" else ratio))
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.LRScheduler:

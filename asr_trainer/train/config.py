@@ -15,6 +15,14 @@ class OptimConfig:
 
     ``schedule``: ``constant`` (after linear warm-up) or ``inv_sqrt``
     (warm-up, then ``lr * sqrt(warmup_steps / step)``).
+
+    ``lr_scaling``: the large-batch rule for a run whose optimizer step sees another batch than
+    ``lr`` was set for. ``reference_batch``: seconds of audio per optimizer step that ``lr`` was
+    set for (the baseline's ``data.max_duration``). A step of ``B`` seconds (``data.max_duration``
+    times the workers whose gradients form one step: all of them under all-reduce and GTC, a group
+    under the hybrid, one under BMUF) gets ``lr * (B / reference_batch) ** p``: ``p = 1/2`` for
+    ``sqrt`` (Adam; Malladi et al. 2022), ``p = 1`` for ``linear`` (SGD with warm-up; Goyal et al.
+    2017), no change for ``none``. See :func:`asr_trainer.train.build.batch_scaled`.
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -24,8 +32,15 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     schedule: Literal["constant", "inv_sqrt"] = "inv_sqrt"
     warmup_steps: int = 100
+    lr_scaling: Literal["none", "sqrt", "linear"] = "none"
+    reference_batch: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.lr_scaling not in ("none", "sqrt", "linear"):
+            raise ValueError(f"optim.lr_scaling must be none, sqrt or linear, got {self.lr_scaling!r}")
+        if self.lr_scaling != "none" and self.reference_batch <= 0:
+            raise ValueError(f"optim.lr_scaling={self.lr_scaling} needs optim.reference_batch > 0 (seconds of audio "
+                             "per optimizer step that optim.lr was set for)")
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be positive, got {self.lr}")
         if self.warmup_steps < 0:

@@ -57,9 +57,10 @@ from asr_trainer.models import ModelConfig
 from asr_trainer.rng import restore_rng, rng_state, seed_all
 from asr_trainer.sync import Communicator, SyncConfig, SyncStrategy, build_strategy
 from asr_trainer.sync import flat_vectors as flat
+from asr_trainer.sync.config import workers_per_step
 from asr_trainer.sync.replica import clipped_step
 from asr_trainer.train import fault
-from asr_trainer.train.build import build_replica
+from asr_trainer.train.build import batch_scaled, build_replica
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.epoch import EpochResult, check_skips, validate
 from asr_trainer.train.lock import ExpDirLock
@@ -193,7 +194,8 @@ def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
         torch.set_num_threads(cfg.num_threads)
     seed_all(cfg.seed)  # the same initial model in every process; rank 0's is broadcast anyway
     device = torch.device(cfg.device)
-    strategy = build_strategy(sync_cfg, comm, lambda: build_replica(model_cfg, cfg, num_outputs, device),
+    scaled = step_batch_lr(cfg, sync_cfg, comm.world_size)  # the replicas' settings; train.yaml keeps cfg's
+    strategy = build_strategy(sync_cfg, comm, lambda: build_replica(model_cfg, scaled, num_outputs, device),
                               functools.partial(clipped_step, clip_norm=cfg.clip_norm))
     model = strategy.model
     frames = lambda n: int(model.output_lengths(torch.tensor([n]))[0])  # noqa: E731 (input -> output frames)
@@ -205,6 +207,16 @@ def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
     settings = ckpt.RunSettings(dataclasses.asdict(model_cfg), dataclasses.asdict(sync_cfg), comm.world_size,
                                 num_outputs)
     return Run(cfg, model_cfg, exp_dir, comm, strategy, data, encode, cuts.valid, settings, cuts.removed)
+
+
+def step_batch_lr(cfg: TrainConfig, sync_cfg: SyncConfig, world_size: int) -> TrainConfig:
+    """``cfg`` with the learning rate scaled for the batch of one optimizer step (``optim.lr_scaling``)."""
+    step_batch = cfg.data.max_duration * workers_per_step(sync_cfg, world_size)
+    optim = batch_scaled(cfg.optim, step_batch)
+    if cfg.optim.lr_scaling != "none":
+        log.info("learning rate %.3g: %s scaling of %.3g for %.0f s of audio per optimizer step against %.0f s",
+                 optim.lr, cfg.optim.lr_scaling, cfg.optim.lr, step_batch, cfg.optim.reference_batch)
+    return dataclasses.replace(cfg, optim=optim)
 
 
 def check_settings(run: Run, saved: ckpt.RunSettings) -> None:
