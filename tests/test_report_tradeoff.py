@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import kaldialign
@@ -22,6 +23,9 @@ from asr_trainer.report.plots import write_plots
 from asr_trainer.report.tables import CSV_COLUMNS, PAPER_RESULTS, format_table, write_tables
 from asr_trainer.report.wer import compute_wer, score_set
 from asr_trainer.sync.stats import StepStats, SyncSummary
+from asr_trainer.train.epoch import EpochResult
+from asr_trainer.train.step import BatchStats
+from asr_trainer.train.trainer import SUMMARY, epoch_row
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "cost_model.yaml"
 CFG = ReportConfig(set_name="test", method="hlg", n_resamples=200, seed=3)
@@ -64,6 +68,13 @@ def write_stats(exp_dir: Path, strategy: str, workers: int, group: int, density:
         "bn.num_batches_tracked": torch.tensor(3)}, model_config={}, num_outputs=8, epoch=1, step=3))
 
 
+def write_training(exp_dir: Path, steps: list[int], losses: list[float]) -> None:
+    """``train-summary.json`` with the trainer's own epoch rows: ``steps`` and dev ``losses`` per epoch."""
+    rows = [epoch_row(e + 1, EpochResult(BatchStats(2.0, 10, 40, 1), s, 0, 1.0), BatchStats(loss * 10, 10, 40, 1))
+            for e, (s, loss) in enumerate(zip(steps, losses))]
+    (exp_dir / SUMMARY).write_text(json.dumps({"sync": "x", "workers": 1, "epochs": rows}))
+
+
 @pytest.fixture
 def exp_root(tmp_path: Path) -> Path:
     root = tmp_path / "exp"
@@ -71,11 +82,14 @@ def exp_root(tmp_path: Path) -> Path:
     base = root / "baseline"
     base.mkdir()
     score_set(base, "test-hlg", make_utts(0.1, seed=1), {}, replications=0)
+    write_training(base, [40, 41, 40], [1.5, 1.0, 0.75])
     for k, (name, (strategy, n, g, p_err, density)) in enumerate(SYSTEMS.items()):
         d = root / name
         d.mkdir()
         score_set(d, "test-hlg", make_utts(p_err, seed=10 + k), {}, replications=0)
         write_stats(d, strategy, n, g, density)
+        if name != "bmuf-n4":  # a run without train-summary.json: no updates or dev loss reported
+            write_training(d, [40 // n] * 3, [2.0, 1.5 + k, 1.25 + k])
     return root
 
 
@@ -121,6 +135,27 @@ def test_paired_ci_against_the_dense_run_of_the_same_workers(exp_root, scenario)
     assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high))
     # no all-reduce run at 4 or 8 workers; the dense run and the baseline are not compared with themselves
     assert all(rows[n].vs_dense is None for n in ("baseline", "allreduce-n2", "gtc-n4", "bmuf-n4", "hybrid-n8-g2"))
+
+
+def test_updates_and_dev_loss_from_the_training_summary(exp_root, scenario, tmp_path):
+    rows = {r.name: r for r in collect_rows(exp_root, "baseline", CFG, scenario)}
+    assert rows["baseline"].training.points == ((40, 1.5), (81, 1.0), (121, 0.75))
+    assert (rows["baseline"].training.updates, rows["baseline"].training.final_dev_loss) == (121, 0.75)
+    k = list(SYSTEMS).index("gtc-n4")
+    assert rows["gtc-n4"].training.points == ((10, 2.0), (20, 1.5 + k), (30, 1.25 + k))
+    assert (rows["bmuf-n4"].training.updates, rows["bmuf-n4"].training.final_dev_loss) == (0, None)
+    plots = write_plots(list(rows.values()), tmp_path / "r")
+    md, csv_path = write_tables(tmp_path / "r", list(rows.values()), CFG, scenario, "x", plots)
+    records = {r["name"]: r for r in csv.DictReader(open(csv_path, newline=""))}
+    assert (records["baseline"]["updates"], records["baseline"]["final_dev_loss"]) == ("121", "0.75")
+    assert (records["bmuf-n4"]["updates"], records["bmuf-n4"]["final_dev_loss"]) == ("0", "")
+    assert "dev_loss_vs_updates.png" in md.read_text() and "| 121 | 0.750 |" in md.read_text()
+
+
+def test_a_damaged_training_summary_is_a_clear_user_error(exp_root, scenario):
+    (exp_root / "gtc-n4" / SUMMARY).write_text('{"epochs": [{"steps": 3}]}')
+    with pytest.raises(UserError, match="gtc-n4/train-summary.json: not a train-summary.json"):
+        collect_rows(exp_root, "baseline", CFG, scenario)
 
 
 def test_pairing_is_by_cut_id_not_order():

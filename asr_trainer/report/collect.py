@@ -17,6 +17,8 @@ What each row holds, and where it comes from:
 * ``bytes_per_step`` / ``bytes_received_per_step``: MEASURED message sizes per worker per step.
 * ``time_split``: MEASURED seconds per step on the machine that trained (compute,
   encode_decode, communicate), as written in ``sync_stats.json``.
+* ``training``: MEASURED optimizer updates and dev-loss curve, from ``train-summary.json``
+  (:mod:`asr_trainer.report.training`).
 * ``modeled_speedup``: MODELLED by :mod:`asr_trainer.report.cost_model` on the cluster of a
   :class:`~asr_trainer.report.cost_model.Scenario` (see :func:`modeled_speedup`).
 """
@@ -36,6 +38,7 @@ from asr_trainer import checkpoint as ckpt
 from asr_trainer.errors import UserError
 from asr_trainer.report.bootstrap import Interval, relative_increase_ci
 from asr_trainer.report.cost_model import STRATEGIES, Scenario, load_sync_stats, speedup, workload_from_sync_stats
+from asr_trainer.report.training import TrainingCurve, load_training
 from asr_trainer.report.wer import Utterance, read_recogs
 
 log = logging.getLogger(__name__)
@@ -84,8 +87,9 @@ class Row:
     time_split: dict[str, float]  # measured: compute, encode_decode, communicate
     modeled_speedup: float
     is_baseline: bool = False
-    vs_dense: Interval | None = None
-    error_kinds: tuple[int, int, int] = (0, 0, 0)  # test insertions, deletions, substitutions  # relative WER change vs the all-reduce run of the same N, if any
+    vs_dense: Interval | None = None  # relative WER change vs the all-reduce run of the same N, if any
+    error_kinds: tuple[int, int, int] = (0, 0, 0)  # test insertions, deletions, substitutions
+    training: TrainingCurve = TrainingCurve()  # updates and dev losses per epoch
 
 
 # ---------------------------------------------------------------- reading one experiment
@@ -254,7 +258,7 @@ def make_row(exp_dir: Path, utts: dict, stats: dict, rel: Interval, scenario: Sc
         gtc_density=stats.get("gtc_density"),
         time_split={k: float(v) for k, v in stats["time_per_step_s"].items()},
         modeled_speedup=1.0 if is_baseline else modeled_speedup(exp_dir, stats, scenario),
-        is_baseline=is_baseline)
+        is_baseline=is_baseline, training=load_training(exp_dir))
 
 
 def collect_rows(exp_root: Path, baseline: str, cfg: ReportConfig, scenario: Scenario) -> list[Row]:

@@ -1,4 +1,5 @@
-"""PNG plots of the trade-off: relative WER increase and modelled speed-up against workers.
+"""PNG plots of the trade-off: relative WER increase and modelled speed-up against workers, and
+every run's dev loss against its optimizer updates.
 
 One line per strategy (hybrid: one per group size), ours solid with the bootstrap CI as
 error bars, the paper's figures (:data:`asr_trainer.report.tables.PAPER_RESULTS`) dashed
@@ -18,7 +19,8 @@ from matplotlib.figure import Figure
 from asr_trainer.report.collect import Row
 from asr_trainer.report.tables import PAPER_RESULTS, PaperCell
 
-PLOT_FILES = {"rel_wer": "rel_wer_vs_workers.png", "speedup": "speedup_vs_workers.png"}
+PLOT_FILES = {"rel_wer": "rel_wer_vs_workers.png", "speedup": "speedup_vs_workers.png",
+              "dev_loss": "dev_loss_vs_updates.png"}
 COLORS = {"allreduce": "tab:gray", "gtc": "tab:blue", "bmuf": "tab:orange", "hybrid": "tab:green"}
 
 
@@ -83,6 +85,19 @@ def plot_speedup(rows: Sequence[Row], path: Path) -> Path:
     return _save(fig, ax, path)
 
 
+def plot_dev_loss(rows: Sequence[Row], path: Path) -> Path:
+    """Dev loss per output frame (MEASURED, after every epoch) against optimizer updates, one line per
+    run (the baseline black); writes the PNG."""
+    fig, ax = _figure("Dev loss against optimizer updates", "dev CTC loss per frame")
+    ax.set_xlabel("optimizer updates")
+    for r in rows:
+        if r.training.points:
+            x, y = zip(*r.training.points)
+            color = "black" if r.is_baseline else COLORS.get(r.strategy)
+            ax.plot(x, y, marker=".", color=color, alpha=1.0 if r.is_baseline else 0.7, label=r.name)
+    return _save(fig, ax, path)
+
+
 def _save(fig: Figure, ax, path: Path) -> Path:
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
@@ -93,7 +108,8 @@ def _save(fig: Figure, ax, path: Path) -> Path:
 
 
 def write_plots(rows: Sequence[Row], out_dir: Path) -> list[str]:
-    """Both plots into ``out_dir``; returns their file names (relative, for report.md)."""
+    """The three plots into ``out_dir``; returns their file names (relative, for report.md)."""
     plot_rel_wer(rows, Path(out_dir) / PLOT_FILES["rel_wer"])
     plot_speedup(rows, Path(out_dir) / PLOT_FILES["speedup"])
+    plot_dev_loss(rows, Path(out_dir) / PLOT_FILES["dev_loss"])
     return list(PLOT_FILES.values())

@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "rel_wer_increase_pct", "ci95_low_pct", "ci95_high_pct", "bytes_per_step", "bytes_received_per_step",
     "gtc_density", "compute_s", "encode_decode_s", "communicate_s", "modeled_speedup",
     "rel_vs_allreduce_pct", "vs_allreduce_ci95_low_pct", "vs_allreduce_ci95_high_pct", "ins", "del", "sub",
+    "updates", "final_dev_loss",
 )
 
 
@@ -59,6 +60,8 @@ def csv_record(row: Row) -> dict[str, object]:
         "compute_s": t.get("compute", ""), "encode_decode_s": t.get("encode_decode", ""),
         "communicate_s": t.get("communicate", ""), "modeled_speedup": round(row.modeled_speedup, 4),
         **_dense_record(row.vs_dense), **dict(zip(("ins", "del", "sub"), row.error_kinds)),
+        "updates": row.training.updates,
+        "final_dev_loss": "" if row.training.final_dev_loss is None else round(row.training.final_dev_loss, 4),
     }
 
 
@@ -98,14 +101,15 @@ def _cells(row: Row) -> list[str]:
     d = row.vs_dense
     dense = "-" if d is None else f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}]"
     ins, dels, subs = row.error_kinds
-    return [row.name, row.strategy, str(row.workers), str(row.group_size), f"{row.test_wer:.2f}",
-            f"{ins}/{dels}/{subs}", rel, ci,
+    dev = row.training.final_dev_loss
+    return [row.name, row.strategy, str(row.workers), str(row.group_size), str(row.training.updates),
+            "-" if dev is None else f"{dev:.3f}", f"{row.test_wer:.2f}", f"{ins}/{dels}/{subs}", rel, ci,
             dense, _bytes(row.bytes_per_step), _ms(row.time_split, "compute"),
             _ms(row.time_split, "encode_decode"), _ms(row.time_split, "communicate"),
             f"{row.modeled_speedup:.1f}x", paper_s]
 
 
-TABLE_HEADER = ["name", "strategy", "N", "g", "WER %", "ins/del/sub", "rel. WER %", "95% CI", "vs all-reduce (CI)",
+TABLE_HEADER = ["name", "strategy", "N", "g", "updates", "dev loss", "WER %", "ins/del/sub", "rel. WER %", "95% CI", "vs all-reduce (CI)",
                 "bytes/step", "compute ms", "enc/dec ms", "comm ms", "speed-up*", "paper"]
 
 
@@ -158,6 +162,10 @@ def report_markdown(rows: Sequence[Row], cfg: ReportConfig, scenario: Scenario, 
         f"WER {base.test_wer:.2f}% on {base.num_utts} utterances, {base.ref_words} words.\n",
         markdown_table(rows),
         "## What is measured and what is modelled\n",
+        "- MEASURED: optimizer updates of the run and its dev loss (CTC loss per output frame) after the "
+        "last epoch, from `train-summary.json` (the dev-loss plot draws every epoch): a run far from the "
+        "baseline's updates or dev loss is under-trained, and its WER says more about that than about its "
+        "strategy;",
         f"- MEASURED: WER; relative WER increase = (WER - WER_baseline) / WER_baseline * 100 with a "
         f"{pct} CI from a PAIRED per-utterance bootstrap ({cfg.n_resamples} resamples, seed {cfg.seed}; "
         "utterances paired by cut id, the same resample applied to both systems); the same against the "
