@@ -20,6 +20,8 @@ corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non
 corpus_dir=
 units=phone
 tag=                   # data/<tag>, exp/<tag>; default <corpus>_<profile>
+data_root=data         # where data/<tag> lives (as ./run.sh --data-root)
+exp_root=exp           # where exp/<tag> lives (as ./run.sh --exp-root): a study outside the work tree
 study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --quick true)
 quick=false            # true: the quick profile, workers "4 8", 2 epochs, a tiny model (the test suite runs it)
 workers=               # simulated worker counts; default "32 64 128" ("4 8" with --quick true)
@@ -34,6 +36,8 @@ bmuf_nesterov=false    # BMUF restart: classic (from W_g). Nesterov with Adam lo
 bmuf_momentum=sqrt     # block momentum over K BMUF participants (N; N/g for the hybrid): sqrt = 1 - 1/sqrt(K),
                        # linear = 1 - 1/K (DESIGN's default, made for SGD), or a number. See README.md
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
+lr_scaling=none        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
+                       # against the baseline's (optim.lr_scaling; see README.md "Large batches")
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
 device=cpu             # cpu | cuda[:N]: where every training and decoding run computes (simulated cluster on one GPU)
@@ -45,6 +49,8 @@ Options:
   --profile P           quick | default: whose data/<tag> (and baseline) are reused (default $profile)
   --corpus NAME, --corpus-dir DIR, --units U   as in ./run.sh, for building data/<tag> when missing
   --tag T               data/T and exp/T (default <corpus>_<profile>)
+  --data-root DIR       parent of data/<tag> (default $data_root), passed on to ./run.sh
+  --exp-root DIR        parent of exp/<tag> (default $exp_root), passed on to ./run.sh
   --study NAME          results in exp/<tag>/NAME (default scaling; scaling_quick with --quick true)
   --quick true          quick profile, workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding
   --workers \"N...\"      simulated worker counts (default \"32 64 128\"; \"4 8\" with --quick true)
@@ -57,6 +63,7 @@ Options:
   --gtc-tau T           GTC threshold, the start of the adaptive tau (default $gtc_tau)
   --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
   --scale-warmup B      true | false (default $scale_warmup)
+  --lr-scaling R        none | sqrt | linear: lr times (step batch / baseline batch)^(0, 1/2, 1) (default $lr_scaling)
   --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
   --device D            cpu or cuda[:N]: train and decode every run there (default $device)
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
@@ -88,23 +95,24 @@ elif [ "$quick" != false ]; then
 fi
 workers=${workers:-"32 64 128"}
 group_size=${group_size:-8}
-case "$profile" in quick|default) ;; *) echo "$0: --profile must be quick or default" >&2; exit 1 ;; esac
+case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;; esac
 
 . local/setup_env.sh
 asr_setup_env "$PWD"
 
 tag=${tag:-${corpus}_${profile}}
 study=${study:-scaling}
-data=data/$tag
+data=$data_root/$tag
 fbank=$data/fbank
 lang=$data/lang_$units
-dir=exp/$tag/$study
+dir=$exp_root/$tag/$study
 log_dir=$dir/log
 mkdir -p "$log_dir"
 . local/stages.sh
 log "scaling study: tag=$tag study=$dir workers=\"$workers\" strategies=\"$strategies\" stages $stage..$stop_stage"
 
-main_opts=(--profile "$profile" --corpus "$corpus" --units "$units" --tag "$tag")
+main_opts=(--profile "$profile" --corpus "$corpus" --units "$units" --tag "$tag" --data-root "$data_root"
+           --exp-root "$exp_root")
 [ -n "$corpus_dir" ] && main_opts+=(--corpus-dir "$corpus_dir")
 common=(--lang-dir "$lang" --cuts-dir "$fbank")
 read -r -a extra_train <<< "$train_opts device=$device"
@@ -133,9 +141,9 @@ if [ "$quick" = true ]; then
   fi
 elif run_stage 1 baseline "$dir/.baseline-linked"; then
   t0=$(date +%s)
-  [ -f "exp/$tag/baseline/.done" ] || logged 1 baseline ./run.sh --stage 3 --stop-stage 3 "${main_opts[@]}"
+  [ -f "$exp_root/$tag/baseline/.done" ] || logged 1 baseline ./run.sh --stage 3 --stop-stage 3 "${main_opts[@]}"
   [ -e "$base" ] || ln -s ../baseline "$base"
-  log "stage 1 (baseline): $base -> exp/$tag/baseline"
+  log "stage 1 (baseline): $base -> $exp_root/$tag/baseline"
   finish_stage 1 baseline "$dir/.baseline-linked" "$t0"
 fi
 
@@ -197,6 +205,9 @@ cells() {  # every "strategy N max_duration steps warmup block" of the plan
 
 # ------------------------------------------------------------------ 3: simulated runs
 if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
+  case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+  reference=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['data']['max_duration'])" \
+    "$base/train.yaml")  # seconds of audio per baseline step: what optim.lr was set for
   mapfile -t todo < <(cells)
   measured=0; runs=0; left=0
   for cell in "${todo[@]}"; do read -r s n _ <<< "$cell"; [ -f "$dir/$s-w$n/.done" ] || left=$((left + 1)); done
@@ -209,7 +220,8 @@ if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
     # shellcheck disable=SC2046
     logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
       --simulate-workers "$n" $(sync_opts "$s" "$n" "$block") "model_config=$base/model.yaml" \
-      "data.max_duration=$d" "optim.warmup_steps=$warmup" checkpoint.keep_last=2 log_every=1 \
+      "data.max_duration=$d" "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
+      "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
       progress_bar=false "${extra_train[@]}"
     [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
     finish_stage 3 train "$run_dir/.done" "$t0"
