@@ -19,6 +19,7 @@ from asr_trainer.report import collect
 from asr_trainer.report.bootstrap import relative_increase_ci
 from asr_trainer.report.collect import ReportConfig, collect_rows
 from asr_trainer.report.cost_model import Scenario, Workload, speedup
+from asr_trainer.report.gpu_compute import GpuCompute
 from asr_trainer.report.plots import write_plots
 from asr_trainer.report.tables import CSV_COLUMNS, PAPER_RESULTS, format_table, write_tables
 from asr_trainer.report.wer import compute_wer, score_set
@@ -54,13 +55,14 @@ def make_utts(p_err: float, seed: int, n_utts: int = 60) -> list[tuple[str, list
     return utts
 
 
-def write_stats(exp_dir: Path, strategy: str, workers: int, group: int, density: float | None) -> None:
+def write_stats(exp_dir: Path, strategy: str, workers: int, group: int, density: float | None,
+                compute_per_worker: float = 0.01) -> None:
     """``sync_stats.json`` through the sync code's own writer, plus an epoch checkpoint for the size."""
     summary = SyncSummary(strategy, workers, group)
     for step in range(3):
         summary.add(StepStats(step=step, bytes_sent=1000.0 * workers, bytes_received=900.0 * workers,
                               payload_bytes=4.0 * (density or 1) * PARAMS, density=density,
-                              compute_s=0.01 * workers, encode_decode_s=0.001 * workers if density else 0.0,
+                              compute_s=compute_per_worker * workers, encode_decode_s=0.001 * workers if density else 0.0,
                               communicate_s=0.002, block_sync=False))
     summary.dump(exp_dir / "sync_stats.json")
     ckpt.save(exp_dir / "epoch-1.pt", ckpt.ModelFile(model={
@@ -170,17 +172,35 @@ def test_pairing_is_by_cut_id_not_order():
     assert all(u.errors == u.ins + u.dels + u.subs for u in system.values())
 
 
-def test_modelled_speedup_uses_measured_stats(exp_root, scenario):
-    """The GTC row's speed-up is the cost model on the measured per-worker times, density and payload."""
+def test_modelled_speedup_uses_the_gpu_and_the_measured_traffic(exp_root, scenario):
+    """The GTC row's speed-up: the scenario GPU's compute and GTC round, the run's measured density and
+    payload; the simulation's own (CPU) step times play no part."""
     rows = {r.name: r for r in collect_rows(exp_root, "baseline", CFG, scenario)}
-    n, density = 4, 0.01
-    w = scenario.workload
-    want = Workload(params=PARAMS, compute_s=0.01, encode_s=0.001, decode_s_per_element=w.decode_s_per_element,
-                    gtc_density=density, bytes_per_element=4.0, pad_ratio=w.pad_ratio, bmuf_block=w.bmuf_block,
-                    bmuf_update_s=w.bmuf_update_s, hybrid_group=4, padded_allgather=w.padded_allgather)
+    n, density, w, gpu = 4, 0.01, scenario.workload, scenario.gpu
+    want = Workload(params=PARAMS, compute_s=gpu.step_floor_s, encode_s=gpu.gtc_floor_s,  # small model: floors
+                    decode_s_per_element=w.decode_s_per_element, gtc_density=density, bytes_per_element=4.0,
+                    pad_ratio=w.pad_ratio, bmuf_block=w.bmuf_block, bmuf_update_s=w.bmuf_update_s, hybrid_group=4,
+                    padded_allgather=w.padded_allgather)
     assert rows["gtc-n4"].modeled_speedup == pytest.approx(speedup("gtc", n, want, scenario.topology()))
     for r in rows.values():
         assert 0 < r.modeled_speedup <= r.workers + 1e-9
+    write_stats(exp_root / "gtc-n4", "gtc", 4, 4, 0.01, compute_per_worker=100.0)  # a slow simulation
+    again = {r.name: r for r in collect_rows(exp_root, "baseline", CFG, scenario)}
+    assert again["gtc-n4"].modeled_speedup == rows["gtc-n4"].modeled_speedup
+
+
+def test_gpu_compute_on_hand_values(tmp_path):
+    gpu = GpuCompute(step_floor_s=0.01, sustained_flops=1e12, gtc_floor_s=1e-3, gtc_bytes_per_s=1e9)
+    assert gpu.compute_s(1000, 2.0) == 0.01  # 6 * 1e3 * 200 frames / 1e12 = 1.2e-6 s: launch-bound
+    assert gpu.compute_s(10**7, 30.0) == pytest.approx(6 * 1e7 * 3000 / 1e12)  # 0.18 s: FLOP-bound
+    assert gpu.gtc_round_s(1000) == 1e-3 and gpu.gtc_round_s(10**8) == pytest.approx(0.4)
+    (tmp_path / "train.yaml").write_text("data:\n  max_duration: 12.5\n")
+    assert collect.batch_seconds(tmp_path) == 12.5
+    (tmp_path / "train.yaml").write_text("data: {}\n")
+    with pytest.raises(UserError, match="no data.max_duration"):
+        collect.batch_seconds(tmp_path)
+    with pytest.raises(ValueError, match="step_floor_s"):
+        GpuCompute(step_floor_s=0)
 
 
 def test_params_counted_from_checkpoint(exp_root):

@@ -19,8 +19,9 @@ What each row holds, and where it comes from:
   encode_decode, communicate), as written in ``sync_stats.json``.
 * ``training``: MEASURED optimizer updates and dev-loss curve, from ``train-summary.json``
   (:mod:`asr_trainer.report.training`).
-* ``modeled_speedup``: MODELLED by :mod:`asr_trainer.report.cost_model` on the cluster of a
-  :class:`~asr_trainer.report.cost_model.Scenario` (see :func:`modeled_speedup`).
+* ``modeled_speedup``: MODELLED by :mod:`asr_trainer.report.cost_model` on the GPU cluster of a
+  :class:`~asr_trainer.report.cost_model.Scenario` (see :func:`modeled_speedup`): compute and
+  GTC encode/decode of the scenario's GPU, the run's measured bytes, density and block syncs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import NamedTuple
 import kaldialign
 import numpy as np
 import torch
+import yaml
 
 from asr_trainer import checkpoint as ckpt
 from asr_trainer.errors import UserError
@@ -208,15 +210,16 @@ def model_params(exp_dir: Path, stats: dict) -> int:
 
 
 def modeled_speedup(exp_dir: Path, stats: dict, scenario: Scenario) -> float:
-    """Speed-up of this run's training at its N workers on ``scenario``'s cluster (MODELLED).
+    """Speed-up of this run's training at its N workers on ``scenario``'s GPU cluster (MODELLED).
 
-    Inputs of :func:`asr_trainer.report.cost_model.speedup`: from the experiment's
-    measurements, the model's parameter count (dense messages of 4 bytes each), compute and
-    encode/decode seconds per step per worker (measured totals / ``hosted_workers``, which
-    defaults to N: a simulated run hosts every worker in one process), the GTC density, bytes
-    per sent element (measured payload / (density * params)) and group size; from the
-    scenario, the links and topology and ``SCENARIO_FIELDS`` (BMUF block size unless
-    ``sync_stats.json`` has ``block_size``). One worker: 1.
+    Inputs of :func:`asr_trainer.report.cost_model.speedup`: from the experiment, the model's
+    parameter count (dense messages of 4 bytes each), its per-worker batch (``train.yaml``), the
+    measured GTC density, bytes per sent element (measured payload / (density * params)), group
+    size and BMUF block; from the scenario, the links and topology, ``SCENARIO_FIELDS`` and the
+    GPU (:class:`~asr_trainer.report.gpu_compute.GpuCompute`), which gives the compute per worker
+    step and the GTC encode/decode time. The step times the simulation measured (on CPU: about
+    half a second a worker step) are NOT used: they describe the machine that simulated, not a
+    GPU of the cluster. One worker: 1.
     """
     strategy, n = stats["strategy"], int(stats["workers"])
     if n == 1:
@@ -224,12 +227,12 @@ def modeled_speedup(exp_dir: Path, stats: dict, scenario: Scenario) -> float:
     if strategy == BASELINE_STRATEGY:
         raise UserError(f"{exp_dir.name}: strategy '{BASELINE_STRATEGY}' with {n} workers makes no sense")
     params = model_params(exp_dir, stats)
-    hosted = int(stats.get("hosted_workers") or n)
-    times = stats["time_per_step_s"]
     overrides = {k: getattr(scenario.workload, k) for k in SCENARIO_FIELDS}
-    overrides.update(compute_s=float(times["compute"]) / hosted, encode_s=float(times["encode_decode"]) / hosted)
+    gtc = strategy in ("gtc", "hybrid")
+    overrides.update(compute_s=scenario.gpu.compute_s(params, batch_seconds(exp_dir)),
+                     encode_s=scenario.gpu.gtc_round_s(params) if gtc else 0.0)
     payload, density = stats.get("payload_bytes_per_worker_per_step"), stats.get("gtc_density")
-    if strategy in ("gtc", "hybrid") and payload and density:
+    if gtc and payload and density:
         overrides["bytes_per_element"] = float(payload) / (float(density) * params)
     if stats.get("block_size"):
         overrides["bmuf_block"] = int(stats["block_size"])
@@ -238,6 +241,19 @@ def modeled_speedup(exp_dir: Path, stats: dict, scenario: Scenario) -> float:
         return speedup(strategy, n, workload, scenario.topology())
     except ValueError as e:
         raise UserError(f"{exp_dir.name}: cannot model its speed-up: {e}") from None
+
+
+def batch_seconds(exp_dir: Path) -> float:
+    """Seconds of audio in one worker's minibatch: ``data.max_duration`` of the run's ``train.yaml``
+    (0, logged, when the run has none: the GPU's launch-bound floor then gives its compute)."""
+    path = Path(exp_dir) / "train.yaml"
+    if not path.is_file():
+        log.info("%s: no train.yaml; its compute per step is the GPU's floor", Path(exp_dir).name)
+        return 0.0
+    try:
+        return float(yaml.safe_load(path.read_text(encoding="utf-8"))["data"]["max_duration"])
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: no data.max_duration ({e})") from None
 
 
 # ---------------------------------------------------------------- rows

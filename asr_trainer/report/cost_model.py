@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Literal
 
 from asr_trainer.errors import UserError
+from asr_trainer.report.gpu_compute import GpuCompute
 from asr_trainer.report.network import Link, Topology, link_preset
 
 STRATEGIES = ("allreduce", "gtc", "bmuf", "hybrid")
@@ -267,6 +268,7 @@ class Scenario:
     inter_link: str = "25gbe"
     workers: list[int] = field(default_factory=lambda: [32, 64, 128])
     workload: Workload = Workload()
+    gpu: GpuCompute = GpuCompute()  # what a study run's compute and GTC rounds cost on the cluster
 
     def __post_init__(self) -> None:
         for name in ("intra_link", "inter_link"):

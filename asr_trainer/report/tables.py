@@ -110,7 +110,7 @@ def _cells(row: Row) -> list[str]:
 
 
 TABLE_HEADER = ["name", "strategy", "N", "g", "updates", "dev loss", "WER %", "ins/del/sub", "rel. WER %", "95% CI", "vs all-reduce (CI)",
-                "bytes/step", "compute ms", "enc/dec ms", "comm ms", "speed-up*", "paper"]
+                "bytes/step", "sim compute ms", "sim enc/dec ms", "sim comm ms", "speed-up*", "paper"]
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -175,9 +175,14 @@ def report_markdown(rows: Sequence[Row], cfg: ReportConfig, scenario: Scenario, 
         "as `sync_stats.json` records them on the machine that trained (a simulated run hosts every "
         "worker in one process, so its times are totals over the workers).",
         f"- MODELLED: speed-up = N * t(1) / t(N) from the cost model (`asr_trainer/report/cost_model.py`) "
-        f"on {scenario_line(scenario, scenario_source)}, fed with each run's measured parameter count, "
-        "compute and encode/decode time per worker, GTC density and bytes per sent element; throughput "
-        "only: it has no convergence term.\n",
+        f"on {scenario_line(scenario, scenario_source)}, each worker a {scenario.gpu.name}: compute per "
+        f"worker step max({scenario.gpu.step_floor_s * 1e3:g} ms, 6 * params * frames / "
+        f"{scenario.gpu.sustained_flops:.3g} FLOP/s) for the run's own model and per-worker batch, a GTC round "
+        f"max({scenario.gpu.gtc_floor_s * 1e3:g} ms, 4 * params / {scenario.gpu.gtc_bytes_per_s / 1e9:g} GB/s) "
+        "(`asr_trainer/report/gpu_compute.py`), and the run's measured GTC density, bytes per sent element "
+        "and BMUF block; throughput only: it has no convergence term. The `sim` columns are the step "
+        "times of the machine that SIMULATED the cluster, not the cluster's, and are not used for the "
+        "speed-up.\n",
         "## The paper (Amazon, Interspeech 2019): speed-up / relative WER increase\n",
         paper_markdown(),
     ]
