@@ -39,6 +39,8 @@ scale_warmup=true      # scale the baseline's warm-up steps by the ratio of step
 lr_scaling=none        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
                        # against the baseline's (optim.lr_scaling; see README.md "Large batches")
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
+bmuf_opts=""           # extra BMUF settings (conf/sync/bmuf.yaml keys) of the bmuf runs and the hybrid's BMUF tier
+gtc_opts=""            # extra GTC settings (conf/sync/gtc.yaml keys) of the gtc runs and the hybrid's GTC tier
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
 device=cpu             # cpu | cuda[:N]: where every training and decoding run computes (simulated cluster on one GPU)
 keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
@@ -168,18 +170,24 @@ block_momentum() {
   esac
 }
 
+# prefixed PREFIX "k=v ...": each k=v as PREFIXk=v (the --bmuf-opts / --gtc-opts of one tier)
+prefixed() {
+  local kv
+  for kv in $2; do echo "$1$kv"; done
+}
+
 # sync_opts STRATEGY N BLOCK: the --sync options of one run at N workers
 sync_opts() {
   local density=()
   case $1 in
     gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
-         echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" ;;
+         echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" $(prefixed sync. "$gtc_opts") ;;
     bmuf) echo --sync bmuf "sync.block_size=$3" "sync.nesterov=$bmuf_nesterov" \
-            "sync.block_momentum=$(block_momentum "$2")" ;;
+            "sync.block_momentum=$(block_momentum "$2")" $(prefixed sync. "$bmuf_opts") ;;
     hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
             echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$3" "sync.gtc.tau=$gtc_tau" \
               "sync.bmuf.nesterov=$bmuf_nesterov" "sync.bmuf.block_momentum=$(block_momentum $(($2 / group_size)))" \
-              "${density[@]}" ;;
+              "${density[@]}" $(prefixed sync.gtc. "$gtc_opts") $(prefixed sync.bmuf. "$bmuf_opts") ;;
     allreduce) echo --sync allreduce ;;
     *) echo "$0: unknown strategy $1 (gtc bmuf hybrid allreduce)" >&2; return 1 ;;
   esac
