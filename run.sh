@@ -3,6 +3,7 @@
 #
 #   ./run.sh                          # the default profile on the synthetic corpus
 #   ./run.sh --profile quick          # ~10 min of training audio: minutes end to end (tests, CI)
+#   ./run.sh --profile study          # >= 10 h of training audio for the scaling study (default's dev/test)
 #   ./run.sh --stage 2 --stop-stage 2 # just one stage
 #   ./run.sh --help
 #
@@ -12,7 +13,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
-profile=default        # quick | default
+profile=default        # quick | default | study
 corpus=synth           # synth | librispeech | mini_librispeech | kaldi
 corpus_dir=            # source directory of a non-synthetic corpus
 units=phone            # phone | bpe<N>, e.g. bpe500
@@ -28,7 +29,8 @@ help_message="Usage: $0 [options]
 Options:
   --stage N             first stage to run (default $stage)
   --stop-stage M        last stage to run (default $stop_stage)
-  --profile P           quick | default (default $profile)
+  --profile P           quick | default | study (default $profile); the synthetic corpus is
+                        conf/data/synth-P.yaml
   --corpus NAME         synth | librispeech | mini_librispeech | kaldi (default $corpus)
   --corpus-dir DIR      source directory of librispeech, mini_librispeech or kaldi
                         (kaldi: DIR/{train,dev,test} are Kaldi data directories)
@@ -58,8 +60,8 @@ Stages:
 case "$profile" in
   quick) train_opts=(num_epochs=40 data.max_duration=40 optim.warmup_steps=50 optim.lr=0.003)
          decode_opts=("acoustic_scales=[0.7,1.0,2.0,5.0]" "blank_penalties=[0.0,2.0]") ;;
-  default) train_opts=(num_epochs=15); decode_opts=() ;;
-  *) echo "$0: --profile must be quick or default" >&2; exit 1 ;;
+  default|study) train_opts=(num_epochs=15); decode_opts=() ;;
+  *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;;
 esac
 
 . local/setup_env.sh

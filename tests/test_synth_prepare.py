@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from lhotse import validate_recordings_and_supervisions
 
 from asr_trainer.data.synth import SynthConfig, prepare_synth, render
 from asr_trainer.data.synth.engines import EmptyAudioError, SynthesisError
+from asr_trainer.data.synth.prepare import _stamp_matches
 
 TINY = SynthConfig(
     seed=7,
@@ -26,6 +28,7 @@ TINY = SynthConfig(
     noise_prob=0.8,
     reverb_prob=0.5,
     num_rirs=2,
+    train_speeds=(0.9, 1.0, 1.1),
 )
 
 
@@ -53,6 +56,10 @@ def test_manifests_are_valid_and_written(built) -> None:
             assert sup.language == "English" and sup.text == sup.text.upper()
             assert {"engine", "voice", "snr_db", "noise", "reverb"} <= set(sup.custom)
             assert (sup.custom["noise"] is None) == (sup.custom["snr_db"] is None)
+    speeds = {s: {x.custom["speed"] for x in manifests[s]["supervisions"]} for s in manifests}
+    assert speeds["train"] <= set(TINY.train_speeds) and speeds["dev"] == speeds["test"] == {1.0}
+    for sup in manifests["train"]["supervisions"]:
+        assert sup.speaker.endswith(f"_s{round(100 * sup.custom['speed'])}") == (sup.custom["speed"] != 1.0)
     engines = {s: {x.custom["engine"] for x in manifests[s]["supervisions"]} for s in manifests}
     assert engines["test"] == {"piper"} and "piper" not in engines["train"]
     assert not (out / "tmp_synth").exists()
@@ -71,7 +78,7 @@ def test_lm_text_has_train_but_no_dev_test_sentence(built) -> None:
 def test_same_seed_same_corpus_and_reuse(built, tmp_path, caplog) -> None:
     out, manifests = built
     again = prepare_synth(tmp_path / "again", TINY, num_jobs=1)
-    for split in ("dev", "test"):
+    for split in ("train", "dev", "test"):
         a, b = manifests[split], again[split]
         assert [s.to_dict() | {"recording_id": 0} for s in a["supervisions"]] == [
             s.to_dict() | {"recording_id": 0} for s in b["supervisions"]
@@ -108,3 +115,12 @@ def test_failed_and_empty_synthesis_are_skipped_and_counted(tmp_path, monkeypatc
     assert built == planned - 2
     for m in manifests.values():
         validate_recordings_and_supervisions(m["recordings"], m["supervisions"])
+
+
+def test_a_corpus_stamped_before_a_new_setting_is_reused_at_its_default() -> None:
+    stamp = json.loads(json.dumps(dataclasses.asdict(SynthConfig())))  # as synth_config.json holds it
+    del stamp["train_speeds"]  # a corpus built before speed perturbation existed
+    assert _stamp_matches(stamp, SynthConfig())
+    assert not _stamp_matches(stamp, SynthConfig(train_speeds=(0.9, 1.0, 1.1)))
+    assert not _stamp_matches(stamp | {"seed": 99}, SynthConfig())
+    assert not _stamp_matches(stamp | {"retired_setting": 1}, SynthConfig())

@@ -1,4 +1,4 @@
-"""Small audio helpers: the corpus sample rate, WAV reading, resampling, power."""
+"""Small audio helpers: the corpus sample rate, WAV reading, resampling, speed perturbation, power."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
     g = gcd(rate_in, rate_out)
     return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def perturb_speed(audio: np.ndarray, factor: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Play ``audio`` (sampled at ``rate`` Hz) ``factor`` times faster, tempo and pitch together.
+
+    Kaldi's and lhotse's speed perturbation: the samples are read as if taken at
+    ``rate * factor`` Hz and resampled to ``rate``, so 0.9 gives ~1/0.9 as many samples.
+    Deterministic (polyphase filter); 1.0 is a no-op.
+    """
+    return resample(audio, int(round(rate * factor)), rate)
 
 
 def power(audio: np.ndarray) -> float:

@@ -3,7 +3,9 @@
 Voices are written ``"engine:voice"``; the engines are ``espeak-ng``, ``flite``,
 ``festival``, ``pico`` and ``piper`` (see :mod:`asr_trainer.data.synth.engines`).
 A *base voice* belongs to exactly one split; each base voice becomes several
-speakers by crossing it with the ``pitches`` and ``rates`` grids.
+speakers by crossing it with the ``pitches`` and ``rates`` grids, and, in train only,
+with the ``train_speeds`` grid (speed perturbation; a perturbed copy of a voice stays
+in that voice's split, and dev and test are never perturbed).
 
 Example::
 
@@ -48,6 +50,8 @@ class SynthConfig:
     test_voices: tuple[str, ...] = ("flite:rms", "piper:joe")
     pitches: tuple[float, ...] = (0.88, 1.0, 1.12)  # multipliers of the voice's own pitch
     rates: tuple[float, ...] = (0.9, 1.0, 1.12)  # multipliers of the voice's own speed
+    # Speed perturbation of training speakers (duration / factor, pitch x factor); (1.0,) = none.
+    train_speeds: tuple[float, ...] = (1.0,)
     # Degradations, drawn per utterance.
     noise_prob: float = 0.7
     snr_db_min: float = 5.0
@@ -85,6 +89,8 @@ class SynthConfig:
             raise ValueError(f"audio_format must be flac or wav, got {self.audio_format!r}")
         if not self.pitches or not self.rates or any(v <= 0 for v in self.pitches + self.rates):
             raise ValueError("pitches and rates must be non-empty lists of positive multipliers")
+        if not self.train_speeds or any(not 0.5 <= v <= 2.0 for v in self.train_speeds):
+            raise ValueError(f"train_speeds must be a non-empty list of factors in [0.5, 2], got {self.train_speeds}")
         self._check_voices()
 
     def _check_voices(self) -> None:

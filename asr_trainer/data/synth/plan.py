@@ -43,11 +43,18 @@ class CorpusPlan:
 
 
 def split_speakers(config: SynthConfig, split: str) -> dict[str, dict[str, list[Voice]]]:
-    """``{engine: {base: [Voice for every pitch x rate]}}`` for the base voices of ``split``."""
+    """``{engine: {base: [Voice for every pitch x rate (x speed)]}}`` for the base voices of ``split``.
+
+    Speeds are ``config.train_speeds`` in train and 1.0 elsewhere; with the single speed
+    1.0 the list (and so the seeded plan) is the pitch x rate grid alone.
+    """
+    speeds = config.train_speeds if split == "train" else (1.0,)
     out: dict[str, dict[str, list[Voice]]] = {}
     for spec in config.voices(split):
         engine, _, base = spec.partition(":")
-        variants = [Voice(engine, base, p, r) for p in config.pitches for r in config.rates]
+        variants = [
+            Voice(engine, base, p, r, s) for p in config.pitches for r in config.rates for s in speeds
+        ]
         out.setdefault(engine, {})[base] = variants
     return out
 
@@ -82,7 +89,7 @@ def _plan_split(config: SynthConfig, split: str, pool: list[str], rng: random.Ra
         voice = rng.choice(speakers[engine][base])
         n = len(text.split())
         planned.append((text, voice))
-        seconds += n * config.seconds_per_word / voice.rate
+        seconds += n * config.seconds_per_word / (voice.rate * voice.speed)
         words += n
     if seconds < target_s or words < min_words:
         raise UserError(

@@ -151,6 +151,7 @@ def _supervision(u: Utterance, r: render.Rendered) -> SupervisionSegment:
             "voice": u.voice.base,
             "pitch": u.voice.pitch,
             "rate": u.voice.rate,
+            "speed": u.voice.speed,
             "snr_db": u.snr_db if r.noisy else None,
             "noise": u.noise if r.noisy else None,
             "reverb": u.rir is not None,
@@ -183,9 +184,16 @@ def _is_done(output_dir: Path, config: SynthConfig) -> bool:
     if not stamp.is_file() or not (output_dir / LM_TEXT).is_file():
         return False
     files = [output_dir / f"synth_{k}_{s}.jsonl.gz" for s in SPLITS for k in ("recordings", "supervisions")]
-    return all(f.is_file() for f in files) and json.loads(stamp.read_text()) == json.loads(
-        json.dumps(dataclasses.asdict(config))
-    )
+    return all(f.is_file() for f in files) and _stamp_matches(json.loads(stamp.read_text()), config)
+
+
+def _stamp_matches(stamp: dict, config: SynthConfig) -> bool:
+    """Whether a corpus stamped ``stamp`` is ``config``'s; settings added since it was built
+    count as their defaults (which reproduce the corpus as it was built)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(SynthConfig)}
+    current = json.loads(json.dumps(dataclasses.asdict(config)))
+    stamped = {k: stamp.get(k, json.loads(json.dumps(defaults[k]))) for k in current}
+    return set(stamp) <= set(current) and stamped == current
 
 
 def _load(output_dir: Path) -> Manifests:
