@@ -59,6 +59,24 @@ def test_a_checkpoint_of_the_old_format_is_refused_naming_what_it_lacks(tmp_path
     assert torch.equal(ckpt.load(tmp_path / "m.pt", ckpt.ModelFile).model["w"], torch.ones(2))
 
 
+def test_a_schema_2_process_state_is_refused_naming_the_data_layout_it_lacks(tmp_path):
+    state = ckpt.ProcessState(1, 3, True, SETTINGS, {}, {0: {"sampler": {}, "rng": {}}}, {}, {})
+    ckpt.save(tmp_path / "strategy-step3.pt", state)
+    old = ckpt.load_file(tmp_path / "strategy-step3.pt")
+    ckpt.save_file(tmp_path / "strategy-step3.pt", {**old, "schema": 2})
+    with pytest.raises(ckpt.SchemaError, match=r"\(schema 2, kind 'ProcessState'; it lacks data\.sampler, the one "
+                                               r"sampler state of all the process's workers"):
+        ckpt.load(tmp_path / "strategy-step3.pt", ckpt.ProcessState)
+    model = ckpt.ModelFile({"w": torch.ones(2)}, {}, 4, 1, 3)  # the model file's layout is unchanged since 2
+    ckpt.save_file(tmp_path / "epoch-1.pt", {"schema": 2, "kind": "ModelFile",
+                                             **{k: getattr(model, k) for k in ("model", "model_config", "num_outputs",
+                                                                               "epoch", "step", "meta")}})
+    assert torch.equal(ckpt.load(tmp_path / "epoch-1.pt", ckpt.ModelFile).model["w"], torch.ones(2))
+    ckpt.save_file(tmp_path / "epoch-2.pt", {**ckpt.load_file(tmp_path / "epoch-1.pt"), "schema": ckpt.SCHEMA + 1})
+    with pytest.raises(ckpt.SchemaError, match=r"\(schema 4, kind 'ModelFile'\): it was written by another"):
+        ckpt.load(tmp_path / "epoch-2.pt", ckpt.ModelFile)
+
+
 def test_settings_difference_is_one_line_naming_the_setting():
     other = ckpt.RunSettings({"kind": "tdnn", "dim": 8}, {"name": "none"}, 1, 10)
     assert SETTINGS.difference(SETTINGS) is None

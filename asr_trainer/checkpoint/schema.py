@@ -9,8 +9,9 @@ component that owns it through its ``state_dict()`` and read back by its
 ``load_state_dict()``: the strategy (replicas, inside-group rule, BMUF, statistics),
 the workers' data position and RNGs, the process RNGs, the trainer's progress.
 
-Files carry ``schema`` (:data:`SCHEMA`) and ``kind``; a file from before this schema,
-or of another kind, is refused with a :class:`UserError` naming what it lacks.
+Files carry ``schema`` (:data:`SCHEMA`) and ``kind``; a file from before this schema
+(older than :data:`OLDEST` for its kind), or of another kind, is refused with a
+:class:`UserError` naming what it lacks (:data:`CHANGES`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ import torch
 from asr_trainer.checkpoint.files import load_file, save_file
 from asr_trainer.errors import UserError
 
-SCHEMA = 2
+SCHEMA = 3
+CHANGES = {  # schema -> what it changed; a file older than OLDEST[kind] lacks these
+    3: "data.sampler, the one sampler state of all the process's workers (schema 2 held one per worker)",
+}
+OLDEST = {"ModelFile": 2, "ProcessState": 3}  # the oldest schema each kind is read from (unchanged since)
 T = TypeVar("T")
 
 
@@ -124,14 +129,28 @@ def load(path: Path, cls: type[T]) -> T:
     """
     state = load_file(path)
     names = [f.name for f in dataclasses.fields(cls)]
-    missing = [k for k in ["schema", "kind", *names] if k not in state]
-    if missing or state["schema"] != SCHEMA or state["kind"] != cls.__name__:
+    lacks = _lacks(state, cls.__name__, names)
+    if lacks is not None:
         found = f"schema {state.get('schema')!r}, kind {state.get('kind')!r}"
         raise SchemaError(f"{path} is not a {cls.__name__} of checkpoint schema {SCHEMA} ({found}"
-                        + (f"; it lacks {', '.join(missing)}" if missing else "")
-                        + "): it was written by another version of asr_trainer; "
-                          "use that version, or train into a new --exp-dir")
+                          + (f"; it lacks {', '.join(lacks)}" if lacks else "")
+                          + "): it was written by another version of asr_trainer; "
+                            "use that version, or train into a new --exp-dir")
     values = {k: state[k] for k in names}
     if cls is ProcessState:
         values["settings"] = RunSettings(**values["settings"])
     return cls(**values)
+
+
+def _lacks(state: dict[str, Any], kind: str, names: list[str]) -> list[str] | None:
+    """None if ``state`` is a readable ``kind`` with fields ``names``; else what it lacks (maybe nothing
+    nameable: another kind, a newer schema)."""
+    missing = [k for k in ["schema", "kind", *names] if k not in state]
+    if missing:
+        return missing
+    version = state["schema"]
+    if state["kind"] != kind or not isinstance(version, int) or version > SCHEMA:
+        return []
+    if version < OLDEST[kind]:
+        return [change for v, change in sorted(CHANGES.items()) if v > version]
+    return None
