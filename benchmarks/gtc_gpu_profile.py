@@ -42,15 +42,17 @@ def kernel_sweep(numel: int, tau: float, repeats: int) -> tuple[int, int]:
 def _best_seconds(run, residual: torch.Tensor, repeats: int) -> float:
     """Fastest of ``repeats`` synchronised calls of ``run`` (after one to compile), the residual reset before each."""
     run()
-    best = float("inf")
-    for _ in range(repeats):
-        residual.zero_()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(_timed(run, residual) for _ in range(repeats))
+
+
+def _timed(run, residual: torch.Tensor) -> float:
+    """Seconds of one synchronised call of ``run`` after the residual is reset (the reset not timed)."""
+    residual.zero_()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def profile_rounds(numel: int, tau: float, encoding: str, rounds: int) -> None:
@@ -67,14 +69,7 @@ def profile_rounds(numel: int, tau: float, encoding: str, rounds: int) -> None:
         one_round()
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        wall = 0.0
-        for _ in range(rounds):
-            residual.zero_()
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            one_round()
-            torch.cuda.synchronize()
-            wall += time.perf_counter() - start
+        wall = sum(_timed(one_round, residual) for _ in range(rounds))
     events = [e for e in prof.key_averages() if e.device_time_total > 0]
     kernel_ms = sum(e.device_time_total for e in events if "zero_" not in e.key) / 1e3 / rounds
     print(f"{rounds} rounds, {numel:.0e} elements, {encoding}: wall {1e3 * wall / rounds:.3f} ms per round")
