@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from asr_trainer.config import load_config
 from asr_trainer.errors import UserError
@@ -156,7 +158,8 @@ def test_quick_scaling_study_end_to_end(tmp_path):
     work = _recipe_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--quick", "true", "--tag", QUICK_TAG,
-                           "--train-opts", "data.max_train_cuts=96"],
+                           "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
+                           "--bmuf-opts", "block_lr=0.9"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = work / "exp" / QUICK_TAG / "scaling_quick"
@@ -172,6 +175,15 @@ def test_quick_scaling_study_end_to_end(tmp_path):
         assert int(r["group_size"]) == {"none": 1, "gtc": int(r["workers"]), "bmuf": 1, "hybrid": 2}[r["strategy"]]
         if r["strategy"] != "none":
             assert float(r["bytes_per_step"]) > 0, r
+        epochs = json.loads((study / r["name"] / "train-summary.json").read_text())["epochs"]
+        assert int(r["updates"]) == sum(e["steps"] for e in epochs) > 0, r
+        assert float(r["final_dev_loss"]) == pytest.approx(epochs[-1]["valid_loss"], abs=1e-4), r
+    run = yaml.safe_load((study / "hybrid-w8" / "train.yaml").read_text())
+    assert (run["optim"]["lr_scaling"], run["optim"]["reference_batch"]) == ("sqrt", 40.0)  # the baseline's batch
+    assert yaml.safe_load((study / "hybrid-w8" / "sync.yaml").read_text())["bmuf"]["block_lr"] == 0.9
+    per_worker = {int(line.split()[0]): float(line.split()[1]) for line in (study / "plan.tsv").read_text().splitlines()}
+    lr = 0.003 * math.sqrt(8 * per_worker[8] / 40.0)  # GTC: all 8 workers' batches form one step
+    assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train.log").read_text()
     assert "estimate for the" in proc.stderr  # the measured time per run, extrapolated
     assert not list(study.glob("*/strategy-*.pt"))  # resume-only state removed after each finished run
     assert (study / "plan.tsv").read_text().count("\n") == 2
