@@ -33,7 +33,6 @@ from asr_trainer.data.sampler import make_valid_sampler
 log = logging.getLogger(__name__)
 
 
-
 @torch.no_grad()
 def compute_posteriors(model: CtcModel, cuts: CutSet, max_duration: float, device: str = "cpu") -> dict[str, np.ndarray]:
     """``{cut_id: log_probs (T', V) float32}`` for every cut."""

@@ -109,8 +109,9 @@ def _cells(row: Row) -> list[str]:
             f"{row.modeled_speedup:.1f}x", paper_s]
 
 
-TABLE_HEADER = ["name", "strategy", "N", "g", "updates", "dev loss", "WER %", "ins/del/sub", "rel. WER %", "95% CI", "vs all-reduce (CI)",
-                "bytes/step", "sim compute ms", "sim enc/dec ms", "sim comm ms", "speed-up*", "paper"]
+TABLE_HEADER = ["name", "strategy", "N", "g", "updates", "dev loss", "WER %", "ins/del/sub", "rel. WER %", "95% CI",
+                "vs all-reduce (CI)", "bytes/step", "sim compute ms", "sim enc/dec ms", "sim comm ms", "speed-up*",
+                "paper"]
 
 
 def format_table(rows: Sequence[Row]) -> str:

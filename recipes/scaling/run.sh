@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 stage=0
 stop_stage=100
-profile=default        # quick | default: the main recipe's profile whose data (and baseline) are reused
+profile=default        # quick | default | study: the main recipe's profile whose data (and baseline) are reused
 corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non-synthetic one)
 corpus_dir=
 units=phone
@@ -48,7 +48,7 @@ keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / res
 help_message="Usage: $0 [options]
 Options:
   --stage N / --stop-stage M  stages to run (default $stage..$stop_stage)
-  --profile P           quick | default: whose data/<tag> (and baseline) are reused (default $profile)
+  --profile P           quick | default | study: whose data/<tag> (and baseline) are reused (default $profile)
   --corpus NAME, --corpus-dir DIR, --units U   as in ./run.sh, for building data/<tag> when missing
   --tag T               data/T and exp/T (default <corpus>_<profile>)
   --data-root DIR       parent of data/<tag> (default $data_root), passed on to ./run.sh

@@ -175,8 +175,17 @@ def _run_to_wav(cmd: list[str], out: Path, stdin: str | None = None) -> np.ndarr
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SynthesisError(f"{cmd[0]} failed: {e}") from None
-    if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
-        raise SynthesisError(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.strip()[:200]}")
+    failure = f"{cmd[0]} exited {proc.returncode}: {proc.stderr.strip()[:200]}"
+    if proc.returncode != 0:
+        raise SynthesisError(failure)
+    return _written_wav(out, failure)
+
+
+def _written_wav(out: Path, failure: str) -> np.ndarray:
+    """The WAV an engine wrote to ``out``, at the corpus rate; ``SynthesisError(failure)`` when it wrote
+    none (no file, or a bare 44-byte header)."""
+    if not out.is_file() or out.stat().st_size <= 44:
+        raise SynthesisError(failure)
     audio, rate = read_wav(out)
     return resample(audio, rate, SAMPLE_RATE)
 
@@ -216,10 +225,7 @@ def _festival(voice: Voice, text: str) -> np.ndarray:
         src, out = Path(tmp) / "a.txt", Path(tmp) / "a.wav"
         src.write_text(text + "\n", encoding="utf-8")
         _festival_server().synthesize(forms, src, out)
-        if not out.is_file() or out.stat().st_size <= 44:
-            raise SynthesisError(f"festival wrote no audio for {text!r}")
-        audio, rate = read_wav(out)
-    return resample(audio, rate, SAMPLE_RATE)
+        return _written_wav(out, f"festival wrote no audio for {text!r}")
 
 
 # Scheme loaded once into each festival process: text2wave's main loop (tts_file with a hook
