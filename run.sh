@@ -23,7 +23,7 @@ data_root=data         # where data/<tag> lives
 exp_root=exp           # where exp/<tag> lives
 epochs=                # training epochs (default: the profile's)
 workers=4              # workers of the strategy runs (real torchrun processes, gloo)
-strategies="gtc bmuf hybrid"   # trained at $workers workers after the baseline
+strategies="allreduce gtc bmuf hybrid"   # trained at $workers workers after the baseline (allreduce: the dense reference)
 
 help_message="Usage: $0 [options]
 Options:
@@ -148,7 +148,7 @@ for s in $strategies; do
     t0=$(date +%s)
     # shellcheck disable=SC2046
     logged 5 train-sync torchrun --standalone --nproc-per-node "$workers" --no-python \
-      asr-trainer train --config conf/train.yaml --exp-dir "$dir" "${common[@]}" $(sync_opts "$s") \
+      asr-trainer train --config conf/train.yaml --exp-dir "$dir" "${common[@]}" --resume $(sync_opts "$s") \
       "${data_opts[@]}" "${train_opts[@]}" num_threads=1 progress_bar=false
     finish_stage 5 train-sync "$dir/.done" "$t0"
   fi

@@ -49,7 +49,7 @@ def test_quick_recipe_end_to_end(tmp_path):
         validate_recordings_and_supervisions(recordings, supervisions)
     with open(tmp_path / "exp" / "synth_quick" / "report" / "results.csv") as f:
         rows = {r["strategy"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"none", "gtc", "bmuf", "hybrid"}
+    assert set(rows) == {"none", "allreduce", "gtc", "bmuf", "hybrid"}  # the dense reference by default
     assert rows["none"]["workers"] == "1" and rows["gtc"]["workers"] == "4"
     assert rows["hybrid"]["group_size"] == "2"
     for r in rows.values():

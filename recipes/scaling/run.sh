@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The paper-scale scaling study on a SIMULATED cluster (DESIGN.md section 1): the 1-worker baseline,
-# then GTC, BMUF and the GTC+BMUF hybrid at 32, 64 and 128 workers, the same epochs, HLG decoding,
-# and the trade-off report (relative WER increase with CIs, bytes, modelled speed-up).
+# The paper-scale scaling study on a SIMULATED cluster (DESIGN.md section 1): the 1-worker baseline, then
+# dense all-reduce (the reference), GTC, BMUF and the GTC+BMUF hybrid at 32, 64 and 128 workers, the same
+# epochs, HLG decoding, and the trade-off report (relative WER increase with CIs, bytes, modelled speed-up).
 #
 #   recipes/scaling/run.sh                      # default profile, workers "32 64 128"
 #   recipes/scaling/run.sh --quick true         # tiny version (quick corpus, workers "4 8", 2 epochs): minutes
@@ -25,7 +25,7 @@ exp_root=exp           # where exp/<tag> lives (as ./run.sh --exp-root): a study
 study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --quick true)
 quick=false            # true: the quick profile, workers "4 8", 2 epochs, a tiny model (the test suite runs it)
 workers=               # simulated worker counts; default "32 64 128" ("4 8" with --quick true)
-strategies="gtc bmuf hybrid"   # add allreduce for the dense reference at the same N
+strategies="allreduce gtc bmuf hybrid"   # allreduce: the dense reference at the same N (a row counts against it)
 group_size=            # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
@@ -226,7 +226,8 @@ if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
     t0=$(date +%s)
     log "stage 3 (train): $s at $n simulated workers: $d s/batch/worker, ~$steps steps/epoch, warm-up $warmup"
     # shellcheck disable=SC2046
-    logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
+    # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
+    logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" --resume \
       --simulate-workers "$n" $(sync_opts "$s" "$n" "$block") "model_config=$base/model.yaml" \
       "data.max_duration=$d" "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
       "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
