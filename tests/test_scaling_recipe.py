@@ -49,6 +49,15 @@ def test_worker_duration_caps_the_batch_so_every_worker_gets_min_batches():
     assert plan.worker_duration(60.0, 100.0, 5.7, 128, 8) == 5.7  # the longest cut wins
 
 
+def test_worker_duration_caps_the_batch_so_every_run_makes_min_updates():
+    # 8688 s x 15 epochs / (32 workers x 500 updates) = 8.145 s per batch, rounded down to 8.1
+    assert plan.worker_duration(60.0, 8688.0, 5.7, 32, 8, min_updates=500, epochs=15) == 8.1
+    assert plan.worker_duration(60.0, 8688.0, 5.7, 32, 8, min_updates=0, epochs=15) == 33.9  # min_batches only
+    # 128 workers would need 2.04 s: a batch cannot be shorter than the longest cut
+    assert plan.worker_duration(60.0, 8688.0, 5.7, 128, 8, min_updates=500, epochs=15) == 5.7
+    assert plan.worker_duration(60.0, 38304.0, 6.5, 128, 8, min_updates=500, epochs=15) == 8.9  # the study profile
+
+
 def test_plan_rejects_group_sizes_that_do_not_divide_and_single_workers():
     with pytest.raises(UserError, match="does not divide worker counts \\[12\\]"):
         plan.check_workers([8, 12], 8)
@@ -79,6 +88,19 @@ def test_plan_counts_steps_scales_warmup_and_block(tone_cuts):
         assert cell.warmup == max(1, round(20 * cell.steps / base_steps))
         assert cell.block == math.ceil(cell.steps / 2)
     assert cells[0].steps * 2 >= cells[1].steps  # more workers: no more steps per epoch
+
+
+def test_plan_meets_min_updates_or_warns_that_the_longest_cut_binds(tone_cuts, capsys):
+    cfg = load_config(TrainConfig, None, ["data.max_duration=40.0", "num_epochs=4"])
+    cuts = load_cuts(tone_cuts, "synth", "train")
+    few = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=0, group_size=2))
+    assert few[0].steps * 4 < 20  # without the cap: 40 s batches, few updates
+    (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=20, group_size=2))
+    assert cell.steps * 4 >= 20 and cell.max_duration < 40.0
+    assert "WARNING" not in capsys.readouterr().err
+    (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=10_000, group_size=2), epochs=2)
+    assert cell.max_duration == math.ceil(10 * max(c.duration for c in cuts)) / 10
+    assert f"make {cell.steps * 2} updates < --min-updates 10000" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- TensorBoard scalars per strategy

@@ -3,7 +3,7 @@
 # dense all-reduce (the reference), GTC, BMUF and the GTC+BMUF hybrid at 32, 64 and 128 workers, the same
 # epochs, HLG decoding, and the trade-off report (relative WER increase with CIs, bytes, modelled speed-up).
 #
-#   recipes/scaling/run.sh                      # default profile, workers "32 64 128"
+#   recipes/scaling/run.sh                      # study profile, workers "32 64 128"
 #   recipes/scaling/run.sh --quick true         # tiny version (quick corpus, workers "4 8", 2 epochs): minutes
 #   recipes/scaling/run.sh --workers "16 32" --strategies "allreduce gtc hybrid" --group-size 4
 #   recipes/scaling/run.sh --help
@@ -15,7 +15,8 @@ cd "$(dirname "$0")/../.."
 
 stage=0
 stop_stage=100
-profile=default        # quick | default | study: the main recipe's profile whose data (and baseline) are reused
+profile=study          # quick | default | study: the main recipe's profile whose data (and baseline) are reused;
+                       # study (10.6 h of training audio): >= 500 updates per run at 128 workers
 corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non-synthetic one)
 corpus_dir=
 units=phone
@@ -28,6 +29,8 @@ workers=               # simulated worker counts; default "32 64 128" ("4 8" wit
 strategies="allreduce gtc bmuf hybrid"   # allreduce: the dense reference at the same N (a row counts against it)
 group_size=            # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
+min_updates=           # each run makes at least this many optimizer steps (caps its max_duration; 0: no cap);
+                       # default 500 (0 with --quick true)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
 gtc_tau=0.003          # GTC threshold (units of the local update, conf/sync/gtc.yaml): the start value ...
@@ -58,7 +61,9 @@ Options:
   --workers \"N...\"      simulated worker counts (default \"32 64 128\"; \"4 8\" with --quick true)
   --strategies \"S...\"   gtc bmuf hybrid allreduce (default \"$strategies\")
   --group-size G        hybrid group size; must divide every worker count (default 8; 2 with --quick true)
-  --min-batches M       per-worker max_duration = min(baseline's, train audio / (N * M)) (default $min_batches)
+  --min-batches M       per-worker max_duration <= train audio / (N * M) (default $min_batches)
+  --min-updates U       per-worker max_duration <= train audio * epochs / (N * U), so every run makes >= U
+                        updates unless the longest cut binds (then plan.py warns) (default 500; 0 with --quick true)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
   --bmuf-momentum M     sqrt (1 - 1/sqrt(K)), linear (1 - 1/K) or a number; K: BMUF participants (default $bmuf_momentum)
@@ -87,6 +92,7 @@ if [ "$quick" = true ]; then
   workers=${workers:-"4 8"}
   group_size=${group_size:-2}
   study=${study:-scaling_quick}
+  min_updates=${min_updates:-0}   # the quick corpus is far too small for 500 updates per run
   # Tiny model and 2 epochs; decoding with one acoustic scale and a narrow beam.
   quick_train=(num_epochs=2 data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
                model.tdnn_lstm.conv_dim=48 model.tdnn_lstm.num_conv_layers=2 model.tdnn_lstm.lstm_dim=48
@@ -96,6 +102,7 @@ elif [ "$quick" != false ]; then
   echo "$0: --quick must be true or false" >&2; exit 1
 fi
 workers=${workers:-"32 64 128"}
+min_updates=${min_updates:-500}
 group_size=${group_size:-8}
 case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;; esac
 
@@ -149,12 +156,19 @@ elif run_stage 1 baseline "$dir/.baseline-linked"; then
   finish_stage 1 baseline "$dir/.baseline-linked" "$t0"
 fi
 
+# run_epochs: the epochs of the study's runs (num_epochs= in --train-opts, else 0: the baseline's)
+run_epochs() {
+  local kv epochs=0
+  for kv in $train_opts; do case $kv in num_epochs=*) epochs=${kv#num_epochs=} ;; esac; done
+  echo "$epochs"
+}
+
 # ------------------------------------------------------------------ 2: the plan (cheap; always redone)
 plan=$dir/plan.tsv
 if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
   log "stage 2 (plan): per-worker batches, steps, warm-up and BMUF blocks -> $plan"
   plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config "$base/train.yaml" --workers "$workers"
-             --min-batches "$min_batches" --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block"
+             --min-batches "$min_batches" --min-updates "$min_updates" --epochs "$(run_epochs)" --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block"
              --group-size "$group_size")
   [ "$scale_warmup" = true ] || plan_opts+=(--no-scale-warmup)
   python recipes/scaling/local/plan.py "${plan_opts[@]}" > "$plan.tmp" 2> >(tee -a "$log_dir/stage2-plan.log" >&2)

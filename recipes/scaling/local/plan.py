@@ -8,8 +8,13 @@ of the baseline's steps. Per ``N`` this script derives, from the baseline's
 
 * ``max_duration`` (seconds of audio per worker per batch): the baseline's,
   capped at ``T / (N * min_batches)`` (``T``: training audio) so every worker
-  gets at least ``min_batches`` batches per epoch, and never below the longest
-  cut (the sampler cannot split a cut).
+  gets at least ``min_batches`` batches per epoch, and at ``T * E / (N * min_updates)``
+  (``E``: epochs) so the run makes at least ``min_updates`` optimizer steps, but
+  never below the longest cut (the sampler cannot split a cut). When the longest
+  cut binds, the run makes fewer updates; a warning says so (a larger corpus, e.g.
+  ``--profile study``, is the remedy). Under the ``min_updates`` cap the global
+  batch ``N * max_duration`` is about the same at every ``N``: the study holds the
+  updates, not the per-worker batch, fixed once the corpus is too small for both.
 * ``steps``: optimizer steps per epoch, counted with the trainer's own sampler.
 * ``warmup``: the baseline's ``optim.warmup_steps`` scaled by the ratio of steps
   per epoch (the same fraction of training warms up; at least 1), unless
@@ -44,6 +49,7 @@ class PlanConfig:
     """How worker counts map to per-worker batches, warm-up and BMUF blocks (see module doc)."""
 
     min_batches: int = 8        # each worker gets at least this many batches per epoch
+    min_updates: int = 500      # each run makes at least this many optimizer steps (0: no such cap)
     bmuf_syncs: int = 4         # automatic BMUF block: about this many block syncs per epoch
     bmuf_block: int = 0         # > 0: this block size at every N
     group_size: int = 8         # hybrid group size g (g must divide N)
@@ -53,6 +59,8 @@ class PlanConfig:
         for name in ("min_batches", "bmuf_syncs", "group_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_updates < 0:
+            raise ValueError(f"min_updates must be >= 0 (0: no cap), got {self.min_updates}")
         if self.bmuf_block < 0:
             raise ValueError(f"bmuf_block must be >= 0 (0: automatic), got {self.bmuf_block}")
 
@@ -77,10 +85,14 @@ def steps_per_epoch(cuts, data_cfg, workers: int, seed: int) -> int:
     return sum(1 for _ in sampler)
 
 
-def worker_duration(base: float, total: float, longest: float, workers: int, min_batches: int) -> float:
-    """Per-worker ``max_duration``: ``base`` capped at ``total / (workers * min_batches)``, at least ``longest``."""
-    cap = math.floor(10 * total / (workers * min_batches)) / 10
-    return max(min(base, cap), math.ceil(10 * longest) / 10)
+def worker_duration(base: float, total: float, longest: float, workers: int, min_batches: int,
+                    min_updates: int = 0, epochs: int = 1) -> float:
+    """Per-worker ``max_duration`` in seconds: ``base`` capped at ``total / (workers * min_batches)`` and
+    (``min_updates > 0``) at ``total * epochs / (workers * min_updates)``, at least ``longest``."""
+    cap = total / (workers * min_batches)
+    if min_updates:
+        cap = min(cap, total * epochs / (workers * min_updates))
+    return max(min(base, math.floor(10 * cap) / 10), math.ceil(10 * longest) / 10)
 
 
 def check_workers(workers: list[int], group_size: int) -> None:
@@ -96,8 +108,10 @@ def check_workers(workers: list[int], group_size: int) -> None:
                         "pick --group-size dividing every --workers value")
 
 
-def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig) -> list[Cell]:
-    """One :class:`Cell` per worker count (``train_cfg``: the baseline's TrainConfig)."""
+def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int | None = None) -> list[Cell]:
+    """One :class:`Cell` per worker count (``train_cfg``: the baseline's TrainConfig; ``epochs``: those of the
+    study's runs, default the baseline's)."""
+    epochs = epochs or train_cfg.num_epochs
     check_workers(workers, cfg.group_size)
     if train_cfg.data.max_train_cuts:  # as the trainer does (asr_trainer.data.cuts.trainable_cuts)
         cuts = cuts.subset(first=min(train_cfg.data.max_train_cuts, len(cuts)))
@@ -109,7 +123,7 @@ def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig) -> list[Cell]:
     cells = []
     for n in workers:
         data = dataclasses.replace(train_cfg.data, max_duration=worker_duration(
-            train_cfg.data.max_duration, total, longest, n, cfg.min_batches))
+            train_cfg.data.max_duration, total, longest, n, cfg.min_batches, cfg.min_updates, epochs))
         steps = steps_per_epoch(cuts, data, n, train_cfg.seed)
         warmup = train_cfg.optim.warmup_steps
         if cfg.scale_warmup:
@@ -118,12 +132,17 @@ def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig) -> list[Cell]:
         cells.append(Cell(n, data.max_duration, steps, warmup, block))
     print(f"training audio {total:.0f} s in {len(durations)} cuts (longest {longest:.1f} s); baseline: "
           f"{train_cfg.data.max_duration:g} s per batch, {base_steps} steps per epoch, warm-up "
-          f"{train_cfg.optim.warmup_steps} steps, {train_cfg.num_epochs} epochs", file=sys.stderr)
+          f"{train_cfg.optim.warmup_steps} steps; {epochs} epochs", file=sys.stderr)
     print(f"{'workers':>8} {'s/batch/worker':>15} {'steps/epoch':>12} {'total steps':>12} {'warm-up':>8} "
           f"{'bmuf block':>11} {'hybrid groups':>14}", file=sys.stderr)
     for c in cells:
         print(f"{c.workers:>8} {c.max_duration:>15g} {c.steps:>12} {c.steps * train_cfg.num_epochs:>12} "
               f"{c.warmup:>8} {c.block:>11} {c.workers // cfg.group_size:>11} x {cfg.group_size}", file=sys.stderr)
+    for c in cells:
+        if c.steps * epochs < cfg.min_updates:
+            print(f"WARNING: {c.workers} workers make {c.steps * epochs} updates < --min-updates {cfg.min_updates}: "
+                  f"a batch per worker cannot be shorter than the longest cut ({longest:.1f} s); a larger corpus "
+                  "(--profile study) gives more", file=sys.stderr)
     return cells
 
 
@@ -133,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-config", type=Path, required=True, help="the baseline's train.yaml")
     p.add_argument("--workers", required=True, help='worker counts, e.g. "32 64 128"')
     p.add_argument("--min-batches", type=int, default=PlanConfig.min_batches)
+    p.add_argument("--min-updates", type=int, default=PlanConfig.min_updates, help="0: no cap")
+    p.add_argument("--epochs", type=int, default=0, help="epochs of the study's runs (0: the baseline's)")
     p.add_argument("--bmuf-syncs", type=int, default=PlanConfig.bmuf_syncs)
     p.add_argument("--bmuf-block", type=int, default=PlanConfig.bmuf_block, help="0: automatic")
     p.add_argument("--group-size", type=int, default=PlanConfig.group_size)
@@ -153,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plan.py: --workers must be integers, got {args.workers!r}", file=sys.stderr)
         return 2
     try:
-        cfg = PlanConfig(args.min_batches, args.bmuf_syncs, args.bmuf_block, args.group_size,
-                         not args.no_scale_warmup)
+        cfg = PlanConfig(min_batches=args.min_batches, min_updates=args.min_updates, bmuf_syncs=args.bmuf_syncs,
+                         bmuf_block=args.bmuf_block, group_size=args.group_size, scale_warmup=not args.no_scale_warmup)
         if not args.cuts.is_file():
             raise UserError(f"no training cuts at {args.cuts}")
-        cells = plan(load_config(TrainConfig, args.train_config, []), load_manifest_lazy(args.cuts), workers, cfg)
+        cells = plan(load_config(TrainConfig, args.train_config, []), load_manifest_lazy(args.cuts), workers, cfg,
+                     epochs=args.epochs or None)
     except (UserError, ValueError) as e:
         print(f"plan.py: {e}", file=sys.stderr)
         return 2
