@@ -204,7 +204,10 @@ def test_quick_scaling_study_end_to_end(tmp_path):
         assert float(r["final_dev_loss"]) == pytest.approx(epochs[-1]["valid_loss"], abs=1e-4), r
     run = yaml.safe_load((study / "hybrid-w8" / "train.yaml").read_text())
     assert (run["optim"]["lr_scaling"], run["optim"]["reference_batch"]) == ("sqrt", 40.0)  # the baseline's batch
-    assert yaml.safe_load((study / "hybrid-w8" / "sync.yaml").read_text())["bmuf"]["block_lr"] == 0.9
+    hybrid_sync = yaml.safe_load((study / "hybrid-w8" / "sync.yaml").read_text())
+    assert (hybrid_sync["bmuf"]["block_lr"], hybrid_sync["bmuf"]["optimizer_state"]) == (0.9, "keep")
+    bmuf_sync = yaml.safe_load((study / "bmuf-w8" / "sync.yaml").read_text())
+    assert (bmuf_sync["block_lr"], bmuf_sync["optimizer_state"]) == (0.9, "reset")  # the study's measured default
     per_worker = {int(line.split()[0]): float(line.split()[1]) for line in (study / "plan.tsv").read_text().splitlines()}
     lr = 0.003 * math.sqrt(8 * per_worker[8] / 40.0)  # GTC: all 8 workers' batches form one step
     assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train.log").read_text()

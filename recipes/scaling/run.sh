@@ -36,6 +36,8 @@ bmuf_syncs=4
 gtc_tau=0.003          # GTC threshold (units of the local update, conf/sync/gtc.yaml): the start value ...
 gtc_density=0.01       # ... adapted per worker to this target density; empty: tau stays fixed
 bmuf_nesterov=false    # BMUF restart: classic (from W_g). Nesterov with Adam locally diverged (see ../../run.sh)
+bmuf_state=reset       # the bmuf runs' local Adam state at each block sync: keep | reset | average (measured:
+                       # README.md "The scaling study"); the hybrid's BMUF tier keeps it (its GTC twins own it)
 bmuf_momentum=sqrt     # block momentum over K BMUF participants (N; N/g for the hybrid): sqrt = 1 - 1/sqrt(K),
                        # linear = 1 - 1/K (DESIGN's default, made for SGD), or a number. See README.md
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
@@ -67,6 +69,10 @@ Options:
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
   --bmuf-momentum M     sqrt (1 - 1/sqrt(K)), linear (1 - 1/K) or a number; K: BMUF participants (default $bmuf_momentum)
+  --bmuf-nesterov B     true: Nesterov restarts (W_g + eta Delta); false: classic, from W_g (default $bmuf_nesterov)
+  --bmuf-state S        keep | reset | average the bmuf runs' local optimizer state at each sync (default $bmuf_state)
+  --bmuf-opts "k=v..."  more BMUF settings (conf/sync/bmuf.yaml keys) of the bmuf runs and the hybrid's BMUF tier
+  --gtc-opts "k=v..."   more GTC settings (conf/sync/gtc.yaml keys) of the gtc runs and the hybrid's GTC tier
   --gtc-tau T           GTC threshold, the start of the adaptive tau (default $gtc_tau)
   --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
   --scale-warmup B      true | false (default $scale_warmup)
@@ -196,7 +202,7 @@ sync_opts() {
   case $1 in
     gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
          echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" $(prefixed sync. "$gtc_opts") ;;
-    bmuf) echo --sync bmuf "sync.block_size=$3" "sync.nesterov=$bmuf_nesterov" \
+    bmuf) echo --sync bmuf "sync.block_size=$3" "sync.nesterov=$bmuf_nesterov" "sync.optimizer_state=$bmuf_state" \
             "sync.block_momentum=$(block_momentum "$2")" $(prefixed sync. "$bmuf_opts") ;;
     hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
             echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$3" "sync.gtc.tau=$gtc_tau" \
