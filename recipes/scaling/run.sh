@@ -174,8 +174,8 @@ plan=$dir/plan.tsv
 if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
   log "stage 2 (plan): per-worker batches, steps, warm-up and BMUF blocks -> $plan"
   plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config "$base/train.yaml" --workers "$workers"
-             --min-batches "$min_batches" --min-updates "$min_updates" --epochs "$(run_epochs)" --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block"
-             --group-size "$group_size")
+             --min-batches "$min_batches" --min-updates "$min_updates" --epochs "$(run_epochs)"
+             --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block" --group-size "$group_size")
   [ "$scale_warmup" = true ] || plan_opts+=(--no-scale-warmup)
   python recipes/scaling/local/plan.py "${plan_opts[@]}" > "$plan.tmp" 2> >(tee -a "$log_dir/stage2-plan.log" >&2)
   mv "$plan.tmp" "$plan"

@@ -108,9 +108,9 @@ def check_workers(workers: list[int], group_size: int) -> None:
                         "pick --group-size dividing every --workers value")
 
 
-def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int | None = None) -> list[Cell]:
+def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int = 0) -> list[Cell]:
     """One :class:`Cell` per worker count (``train_cfg``: the baseline's TrainConfig; ``epochs``: those of the
-    study's runs, default the baseline's)."""
+    study's runs, 0 for the baseline's)."""
     epochs = epochs or train_cfg.num_epochs
     check_workers(workers, cfg.group_size)
     if train_cfg.data.max_train_cuts:  # as the trainer does (asr_trainer.data.cuts.trainable_cuts)
@@ -136,7 +136,7 @@ def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int | Non
     print(f"{'workers':>8} {'s/batch/worker':>15} {'steps/epoch':>12} {'total steps':>12} {'warm-up':>8} "
           f"{'bmuf block':>11} {'hybrid groups':>14}", file=sys.stderr)
     for c in cells:
-        print(f"{c.workers:>8} {c.max_duration:>15g} {c.steps:>12} {c.steps * train_cfg.num_epochs:>12} "
+        print(f"{c.workers:>8} {c.max_duration:>15g} {c.steps:>12} {c.steps * epochs:>12} "
               f"{c.warmup:>8} {c.block:>11} {c.workers // cfg.group_size:>11} x {cfg.group_size}", file=sys.stderr)
     for c in cells:
         if c.steps * epochs < cfg.min_updates:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.cuts.is_file():
             raise UserError(f"no training cuts at {args.cuts}")
         cells = plan(load_config(TrainConfig, args.train_config, []), load_manifest_lazy(args.cuts), workers, cfg,
-                     epochs=args.epochs or None)
+                     epochs=args.epochs)
     except (UserError, ValueError) as e:
         print(f"plan.py: {e}", file=sys.stderr)
         return 2
