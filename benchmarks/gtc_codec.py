@@ -77,7 +77,7 @@ def codec_throughput(numel: int, density: float, encoding: str, repeats: int,
     def round_trip() -> None:
         msg = kernels.threshold(residual, grad, tau)
         achieved.append(msg.count / numel)
-        kernels.aggregate([kernels.encode(msg, encoding)], out)
+        kernels.aggregate([kernels.encode(msg, encoding)], out, encoding)
 
     return 4 * numel / best_time(round_trip, repeats, residual.zero_, device) / 1e9, achieved[-1]
 

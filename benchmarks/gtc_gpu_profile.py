@@ -62,7 +62,7 @@ def profile_rounds(numel: int, tau: float, encoding: str, rounds: int) -> None:
 
     def one_round() -> None:
         msg = kernels.threshold(residual, grad, tau)
-        kernels.aggregate([kernels.encode(msg, encoding)], out)
+        kernels.aggregate([kernels.encode(msg, encoding)], out, encoding)
 
     for _ in range(3):
         residual.zero_()

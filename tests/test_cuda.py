@@ -51,8 +51,8 @@ def test_gtc_round_bit_identical_cpu_vs_cuda(numel, density, encoding, fused, mo
         assert payloads_gpu[-1].is_cuda
         np.testing.assert_array_equal(payloads_gpu[-1].cpu().numpy(), payloads_cpu[-1].numpy())
     np.testing.assert_array_equal(_bits(r_gpu), _bits(r_cpu))
-    mean_cpu = cpu.aggregate(payloads_cpu, torch.empty(numel))
-    mean_gpu = gpu.aggregate(payloads_gpu, torch.empty(numel, device="cuda"))
+    mean_cpu = cpu.aggregate(payloads_cpu, torch.empty(numel), encoding)
+    mean_gpu = gpu.aggregate(payloads_gpu, torch.empty(numel, device="cuda"), encoding)
     np.testing.assert_array_equal(_bits(mean_gpu), _bits(mean_cpu))
 
 

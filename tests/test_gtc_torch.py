@@ -123,7 +123,7 @@ def test_kernels_reuse_their_buffer_zeroing_and_dividing_only_what_was_written()
         messages = [_message(numel, density, seed=10 * step + w, tau=0.1 * (w + 1)) for w in range(3)]
         payloads = [codec.encode(m, "compact") for m in messages]
         expected = gtc.aggregate_payloads(payloads, torch.empty(numel), {})
-        got = kernels.aggregate(payloads, out)
+        got = kernels.aggregate(payloads, out, "compact")
         assert got is out
         np.testing.assert_array_equal(_bits(got), _bits(expected), err_msg=f"step {step}")
 
@@ -132,7 +132,7 @@ def _round(kernels, residual: torch.Tensor, grads: list[torch.Tensor], encoding:
     out = torch.empty_like(residual)
     for g in grads:
         payloads = [kernels.encode(kernels.threshold(residual, g, 0.75), encoding)]
-        kernels.aggregate(payloads, out)
+        kernels.aggregate(payloads, out, encoding)
     return out
 
 

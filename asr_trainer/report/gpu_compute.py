@@ -15,9 +15,11 @@ speed-up column therefore models the GPU named here:
 
 Defaults: measured on one NVIDIA H100 80GB HBM3 on 2026-11-26 (README "The GPU path"): a training
 step of the default 2 M-parameter TDNN-LSTM took 11.9-13.9 ms for 2.3-60 s batches (flat, launch-
-bound); a strom GTC round at 1% density took 0.47 ms at 1 M and 10 M elements and ran at
-350-390 GB/s of fp32 gradient at 100 M. ``sustained_flops`` is not measured: 200 TFLOP/s is a stated
-assumption (bf16 dense on an H100, about a fifth of peak), reached only by models far larger than ours.
+bound). The strom GTC round at 1% density, remeasured after its Strom encoding and decoding moved
+into Triton kernels (second GPU sitting of 2026-11-26): 0.17 ms at 1 M elements, 0.20-0.26 ms at 10 M
+(the floor: the slower), 557-575 GB/s of fp32 gradient at 100 M (0.47 ms and 350-390 GB/s before).
+``sustained_flops`` is not measured: 200 TFLOP/s is a stated assumption (bf16 dense on an H100, about
+a fifth of peak), reached only by models far larger than ours.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class GpuCompute:
     name: str = "NVIDIA H100 80GB HBM3"
     step_floor_s: float = 0.013
     sustained_flops: float = 2.0e14
-    gtc_floor_s: float = 4.7e-4
-    gtc_bytes_per_s: float = 3.5e11
+    gtc_floor_s: float = 2.6e-4
+    gtc_bytes_per_s: float = 5.6e11
 
     def __post_init__(self) -> None:
         bad = [k for k in ("step_floor_s", "sustained_flops", "gtc_bytes_per_s") if getattr(self, k) <= 0]

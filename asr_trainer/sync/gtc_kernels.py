@@ -14,11 +14,10 @@ from typing import Literal, Protocol, Sequence, Union
 
 import torch
 
-from asr_trainer.sync import codec, codec_torch, gtc, gtc_torch
+from asr_trainer.sync import codec, gtc, gtc_torch
 from asr_trainer.sync.codec import SparseMessage
-from asr_trainer.sync.codec_torch import TorchMessage
 
-Message = Union[SparseMessage, TorchMessage]
+Message = Union[SparseMessage, gtc_torch.Message]
 Encoding = Literal["strom", "compact"]
 
 
@@ -31,8 +30,9 @@ class GtcKernels(Protocol):
     def encode(self, msg: Message, encoding: Encoding) -> torch.Tensor:
         """The message's uint8 payload, on the residual's device."""
 
-    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """Mean of the payloads' +/-tau vectors (rank order) into ``out`` (float32 (P,))."""
+    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor, encoding: Encoding) -> torch.Tensor:
+        """Mean of the payloads' +/-tau vectors (rank order) into ``out`` (float32 (P,)); ``encoding``
+        is the one the senders were configured with (a payload's header still names its format)."""
 
 
 class CpuKernels:
@@ -50,7 +50,7 @@ class CpuKernels:
     def encode(self, msg: SparseMessage, encoding: Encoding) -> torch.Tensor:
         return codec.encode(msg, encoding)
 
-    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor, encoding: Encoding) -> torch.Tensor:
         return gtc.aggregate_payloads(payloads, out, self._decode_workspace)
 
 
@@ -65,15 +65,15 @@ class TorchKernels:
         self._last_out: torch.Tensor | None = None
         self._written: list[torch.Tensor] = []
 
-    def threshold(self, residual: torch.Tensor, contribution: torch.Tensor | None, tau: float) -> TorchMessage:
+    def threshold(self, residual: torch.Tensor, contribution: torch.Tensor | None, tau: float) -> gtc_torch.Message:
         return gtc_torch.accumulate_and_threshold(residual, contribution, tau)
 
-    def encode(self, msg: TorchMessage, encoding: Encoding) -> torch.Tensor:
-        return codec_torch.encode(msg, encoding)
+    def encode(self, msg: gtc_torch.Message, encoding: Encoding) -> torch.Tensor:
+        return gtc_torch.encode(msg, encoding)
 
-    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    def aggregate(self, payloads: Sequence[torch.Tensor], out: torch.Tensor, encoding: Encoding) -> torch.Tensor:
         stale = self._written if out is self._last_out else None
-        mean, self._written = gtc_torch.aggregate_payloads(payloads, out, stale)
+        mean, self._written = gtc_torch.aggregate_payloads(payloads, out, stale, encoding)
         self._last_out = out
         return mean
 

@@ -92,7 +92,7 @@ class GtcSync:
             bufs.average(ctx, gs.group)
             with ctx.timed("encode_decode"):
                 kernels, out = group.buffers_for(group.workers[gs.members[0]].residual)
-                mean = kernels.aggregate(gathered, out)
+                mean = kernels.aggregate(gathered, out, self.cfg.encoding)
             if self.cfg.threshold_on == "gradient":
                 flat.set_grads(gs.model, mean)
                 ctx.update(gs.replica)

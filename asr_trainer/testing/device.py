@@ -56,5 +56,5 @@ def gtc_round_stays_on(device: str, monkeypatch: pytest.MonkeyPatch, numel: int 
     with HostReads(device) as log:
         for encoding in ("strom", "compact"):
             payloads = [kernels.encode(kernels.threshold(residual, grad, 0.5), encoding) for _ in range(2)]
-            kernels.aggregate(payloads, out)
+            kernels.aggregate(payloads, out, encoding)
     return log
