@@ -1,8 +1,9 @@
 """The whole recipe, end to end, on the quick synthetic corpus (baseline 8 epochs, strategies 2), in a tmp dir.
 
 Runs ``./run.sh --profile quick`` exactly as a user would (all stages: data, features, lang, baseline,
-decode, GTC / BMUF / hybrid as 4 torchrun processes over gloo, decode, report), then checks what a user
-relies on: valid manifests, a baseline that recognises something (most hypotheses non-empty, WER under a
+decode, dense all-reduce / GTC / BMUF / hybrid as 4 torchrun processes over gloo, decode, report; the
+first three stages by the session's ``quick_data_root`` fixture, which the scaling study's end-to-end
+test shares), then checks what a user relies on: valid manifests, a baseline that recognises something (most hypotheses non-empty, WER under a
 bound), finite WERs with confidence intervals for every strategy, and that a second call skips the
 finished stages.
 """
@@ -30,19 +31,21 @@ MIN_NON_EMPTY = 0.75  # of the baseline's greedy test hypotheses
 MAX_BASELINE_TER = 95.0  # greedy, percent
 
 
-def run_recipe(tmp_path: Path, *args: str, epochs: int = EPOCHS) -> subprocess.CompletedProcess:
-    cmd = ["bash", str(ROOT / "run.sh"), "--profile", "quick", "--data-root", str(tmp_path / "data"),
+def run_recipe(tmp_path: Path, data_root: Path, *args: str, epochs: int = EPOCHS) -> subprocess.CompletedProcess:
+    cmd = ["bash", str(ROOT / "run.sh"), "--profile", "quick", "--data-root", str(data_root),
            "--exp-root", str(tmp_path / "exp"), "--epochs", str(epochs), *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
 
 
 @pytest.mark.slow
-def test_quick_recipe_end_to_end(tmp_path):
-    proc = run_recipe(tmp_path, "--stop-stage", "4")  # data, features, lang, the baseline and its decoding
+def test_quick_recipe_end_to_end(tmp_path, quick_data_root):
+    proc = run_recipe(tmp_path, quick_data_root, "--stop-stage", "4")  # the baseline and its decoding
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    proc = run_recipe(tmp_path, "--stage", "5", epochs=STRATEGY_EPOCHS)  # the strategies, their decoding, report
+    for n, name in enumerate(("data", "features", "lang")):  # built by the fixture, not again
+        assert f"stage {n} ({name}): already done" in proc.stderr
+    proc = run_recipe(tmp_path, quick_data_root, "--stage", "5", epochs=STRATEGY_EPOCHS)  # strategies, report
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    manifests = tmp_path / "data" / "synth_quick" / "manifests"
+    manifests = quick_data_root / "synth_quick" / "manifests"
     for split in ("train", "dev", "test"):
         recordings = load_manifest(manifests / f"synth_recordings_{split}.jsonl.gz")
         supervisions = load_manifest(manifests / f"synth_supervisions_{split}.jsonl.gz")
@@ -62,7 +65,7 @@ def test_quick_recipe_end_to_end(tmp_path):
     assert float(rows["none"]["test_wer"]) < 100.0  # HLG found some words too
     assert float(rows["gtc"]["bytes_per_step"]) > 0
 
-    again = run_recipe(tmp_path, "--stop-stage", "6")
+    again = run_recipe(tmp_path, quick_data_root, "--stop-stage", "6")
     assert again.returncode == 0, again.stderr[-3000:]
     for n in range(7):
         assert f"stage {n} (" in again.stderr and "already done" in again.stderr

@@ -168,18 +168,19 @@ def _recipe_copy(dest: Path) -> Path:
     for name in ("local", "conf", "recipes"):  # conf/data is the corpus settings: keep it
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "exp"))
     (dest / ".venv").symlink_to(ROOT / ".venv")
-    # The quick corpus is always built here by the recipe's own data stage, as on a fresh machine (copying a
-    # corpus the user had built once hid a missing conf/data in this copy).
+    # conf/ is copied whole: copying only what the test needed once hid a missing conf/data in this copy.
     return dest
 
 
 @pytest.mark.slow
-def test_quick_scaling_study_end_to_end(tmp_path):
+def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
+    """The quick study in a copy of the recipe, on the session's quick corpus (its data stage finds it built)."""
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the recipe bootstraps .venv; none at the repository root")
     work = _recipe_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--quick", "true", "--tag", QUICK_TAG,
+                           "--data-root", str(quick_data_root),
                            "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
                            "--bmuf-opts", "block_lr=0.9"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
