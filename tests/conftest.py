@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny audio files written on the fly."""
+"""Shared fixtures: tiny audio files written on the fly, and the quick corpus built once per session."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,6 @@ def quick_data_root(tmp_path_factory) -> Path:
     """A data root holding the quick synthetic corpus (``synth_quick``: manifests, fbank, phone lang),
     built once per test session by ``./run.sh --profile quick --stop-stage 2`` exactly as a user
     builds it; the end-to-end tests of the main and the scaling recipe both train on it."""
-    import subprocess
-
     root = Path(__file__).resolve().parents[1]
     work = tmp_path_factory.mktemp("quick_corpus")
     cmd = ["bash", str(root / "run.sh"), "--profile", "quick", "--data-root", str(work / "data"),

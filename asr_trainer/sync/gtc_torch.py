@@ -12,9 +12,9 @@ The same rules and the same float32 bits as the compiled CPU loops of
   Untouched elements stay ``+0.0`` (``0 / m``), as on the CPU.
 
 On CUDA with Triton the threshold, the selection of the sent elements, the Strom encoding and the
-Strom decoding with aggregation are kernels of :mod:`asr_trainer.sync.gtc_triton`. Nothing dense leaves the device: the host reads only the
-sent count that sizes the message and the few scalars of
-:mod:`asr_trainer.sync.codec_torch`.
+Strom decoding with aggregation are kernels of :mod:`asr_trainer.sync.gtc_triton`. Nothing dense
+leaves the device: the host reads only the sent count that sizes the message, and either the two error
+flags of the Strom kernels or the few scalars of :mod:`asr_trainer.sync.codec_torch`.
 """
 
 from __future__ import annotations

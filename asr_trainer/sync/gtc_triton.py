@@ -23,6 +23,7 @@ Used by :mod:`asr_trainer.sync.gtc_torch` for contiguous float32 CUDA vectors wh
 installed (it comes with CUDA builds of torch); otherwise the torch operations run. Under
 ``TRITON_INTERPRET=1`` the kernels also run on CPU tensors (a test does).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,8 @@ from typing import Sequence
 
 import torch
 
-from asr_trainer.sync.codec import HEADER_BYTES, KIND_NAMES, STROM
 from asr_trainer.sync import codec_torch
+from asr_trainer.sync.codec import HEADER_BYTES, KIND_NAMES, STROM
 from asr_trainer.sync.codec_torch import TorchMessage
 
 try:
@@ -136,8 +137,8 @@ def strom_payload(sel: Selection) -> torch.Tensor:
         return codec_torch.encode(sel.message, "strom")
     payload = torch.empty(HEADER_BYTES + 4 * sel.count, dtype=torch.uint8, device=sel.packed.device)
     tau_bits = struct.unpack("<i", struct.pack("<f", sel.tau))[0]
-    _strom_kernel[(sel.counts.numel(),)](sel.packed, sel.counts, sel.ends, payload, tau_bits,
-                                                 KIND=STROM, BLOCK=BLOCK, LANES=GATHER_LANES, num_warps=1)
+    _strom_kernel[(sel.counts.numel(),)](sel.packed, sel.counts, sel.ends, payload, tau_bits, KIND=STROM,
+                                         HEADER=HEADER_BYTES, BLOCK=BLOCK, LANES=GATHER_LANES, num_warps=1)
     return payload
 
 
@@ -156,7 +157,8 @@ def add_strom(payloads: Sequence[torch.Tensor], out: torch.Tensor) -> list[torch
         indices = torch.empty(k, dtype=torch.int64, device=out.device)
         if k:
             _add_strom_kernel[(triton.cdiv(k, ADD_LANES),)](payload.contiguous(), k, out, indices, status,
-                                                            out.numel(), KIND=STROM, LANES=ADD_LANES)
+                                                            out.numel(), KIND=STROM, HEADER=HEADER_BYTES,
+                                                            LANES=ADD_LANES)
         written.append(indices)
     bad_kind, outside = status.tolist()
     if bad_kind:
@@ -202,12 +204,12 @@ if triton is not None:
 
     @triton.jit
     def _strom_kernel(packed_ptr, count_ptr, end_ptr, payload_ptr, tau_bits, KIND: tl.constexpr,
-                      BLOCK: tl.constexpr, LANES: tl.constexpr):
+                      HEADER: tl.constexpr, BLOCK: tl.constexpr, LANES: tl.constexpr):
         block = tl.program_id(0)
         if block == 0:  # the header: the kind byte, then tau's 4 bytes, little endian
             i = tl.arange(0, 8)
             byte = tl.where(i == 0, KIND, (tau_bits >> (8 * tl.maximum(i - 1, 0))) & 0xFF)
-            tl.store(payload_ptr + i, byte.to(tl.uint8), mask=i < 5)
+            tl.store(payload_ptr + i, byte.to(tl.uint8), mask=i < HEADER)
         count = tl.load(count_ptr + block)
         first = block.to(tl.int64) * BLOCK
         start = tl.load(end_ptr + block) - count
@@ -217,14 +219,14 @@ if triton is not None:
             sent = j < count
             value = tl.load(packed_ptr + first + j, mask=sent, other=0)
             code = ((first + (value >> 1)) << 1) | (value & 1)
-            word = payload_ptr + 5 + 4 * (start + j)
+            word = payload_ptr + HEADER + 4 * (start + j)
             for b in tl.static_range(4):
                 tl.store(word + b, ((code >> (8 * b)) & 0xFF).to(tl.uint8), mask=sent)
             j0 += LANES
 
     @triton.jit
     def _add_strom_kernel(payload_ptr, k, out_ptr, index_ptr, status_ptr, numel, KIND: tl.constexpr,
-                          LANES: tl.constexpr):
+                          HEADER: tl.constexpr, LANES: tl.constexpr):
         j = tl.program_id(0).to(tl.int64) * LANES + tl.arange(0, LANES)
         inside = j < k
         kind = tl.load(payload_ptr)
@@ -232,7 +234,7 @@ if triton is not None:
         for b in tl.static_range(1, 4):
             tau_bits = tau_bits | (tl.load(payload_ptr + 1 + b).to(tl.int32) << (8 * b))
         tau = tau_bits.to(tl.float32, bitcast=True)
-        word = payload_ptr + 5 + 4 * j
+        word = payload_ptr + HEADER + 4 * j
         code = tl.load(word, mask=inside, other=0).to(tl.int64)
         for b in tl.static_range(1, 4):
             code = code | (tl.load(word + b, mask=inside, other=0).to(tl.int64) << (8 * b))
