@@ -36,12 +36,12 @@ def make_train_sampler(cuts: CutSet, cfg: DataConfig, rank: int = 0, world_size:
     sampler streams them, as lhotse's dynamic samplers are built to); ``num_cuts``: their
     number (default ``len(cuts)``, which a lazy set does not know). ``seed`` must be the
     same on every worker. Sets with fewer than two cuts per bucket get fewer buckets (a plain
-    sampler below 2 cuts).
+    sampler below 2 cuts). ``cfg.max_cuts`` (> 0) caps the utterances of a batch (lhotse's ``max_cuts``).
     """
     n = len(cuts) if num_cuts is None else num_cuts
     buckets = min(cfg.num_buckets, n // 2)
-    kwargs = dict(max_duration=cfg.max_duration, shuffle=cfg.shuffle, drop_last=cfg.drop_last,
-                  world_size=world_size, rank=rank, seed=seed)
+    kwargs = dict(max_duration=cfg.max_duration, max_cuts=cfg.max_cuts or None, shuffle=cfg.shuffle,
+                  drop_last=cfg.drop_last, world_size=world_size, rank=rank, seed=seed)
     if buckets < 2:
         return SimpleCutSampler(cuts, **kwargs)
     return DynamicBucketingSampler(cuts, num_buckets=buckets, **kwargs)
@@ -141,8 +141,10 @@ class DealtSampler:
 
 def make_valid_sampler(cuts: CutSet, cfg: DataConfig) -> CutSampler:
     """Deterministic single-worker sampler over all of ``cuts`` (in memory), shortest first: batches of
-    similar lengths, so little padding (validation, decoding)."""
-    return SimpleCutSampler(cuts.sort_by_duration(), max_duration=cfg.max_duration, shuffle=False)
+    similar lengths, so little padding (validation, decoding); ``cfg.valid_max_duration`` seconds a batch
+    (``cfg.max_duration`` when 0)."""
+    seconds = cfg.valid_max_duration or cfg.max_duration
+    return SimpleCutSampler(cuts.sort_by_duration(), max_duration=seconds, shuffle=False)
 
 
 def make_spec_augment(cfg: DataConfig) -> SpecAugment | None:
