@@ -1,10 +1,13 @@
-"""The decoding setting (acoustic scale, blank penalty) tuned on dev only, by coordinate search."""
+"""The decoding setting (acoustic scale, blank penalty): tuned on a fixed dev subset only, then applied once."""
 
 import numpy as np
 import pytest
 
+from asr_trainer.decode.config import DecodeConfig
+from asr_trainer.decode.dev_subset import subset_size, tuning_subset
 from asr_trainer.decode.greedy import GreedyDecoder
-from asr_trainer.decode.tuning import Setting, decode_set, tune
+from asr_trainer.decode.parallel import batch_decoder
+from asr_trainer.decode.tuning import Setting, decode_set, search_axes, tune
 
 ID2TOKEN = {0: "<blk>", 1: "A", 2: "B"}
 
@@ -19,6 +22,10 @@ def _posteriors(blank_margins: list[float]) -> np.ndarray:
     return np.log(np.exp(np.array(frames)) / np.exp(np.array(frames)).sum(1, keepdims=True))
 
 
+def _batch(decode):
+    return lambda batch: [decode(x) for x in batch]
+
+
 def test_setting_subtracts_the_penalty_from_blank_then_scales():
     lp = np.log(np.array([[0.5, 0.3, 0.2]]))
     out = Setting(scale=2.0, blank_penalty=1.5).apply(lp)
@@ -27,81 +34,99 @@ def test_setting_subtracts_the_penalty_from_blank_then_scales():
     assert lp[0, 0] == np.log(0.5)  # the input is never modified
 
 
-def test_the_penalty_recovers_the_deleted_tokens_and_is_chosen_on_dev():
-    greedy = GreedyDecoder(ID2TOKEN)
+def test_the_penalty_recovers_the_deleted_tokens_and_the_choice_is_interior():
+    greedy = _batch(GreedyDecoder(ID2TOKEN).decode)
     posteriors = {"u1": _posteriors([0.5, 1.5, 2.5]), "u2": _posteriors([0.7, 1.2])}
     refs = {"u1": ["A", "B", "A"], "u2": ["A", "B"]}
-    assert decode_set(greedy.decode, posteriors, refs)[0][2] == []  # blank wins every frame: all deleted
-    tuning = tune(greedy.decode, posteriors, refs, scales=(1.0,), penalties=(0.0, 1.0, 2.0, 3.0))
+    assert decode_set(greedy, posteriors, refs)[0][2] == []  # blank wins every frame: all deleted
+    axes = search_axes((1.0,), (0.0, 1.0, 2.0, 3.0), (0.1, 20.0), (0.0, 10.0))
+    tuning = tune(greedy, posteriors, refs, axes, start=Setting(1.0, 0.0))
     assert tuning.best == Setting(1.0, 3.0)  # the smallest penalty that emits every token
-    assert tuning.wer[Setting(1.0, 0.0)] == 100.0 and tuning.wer[Setting(1.0, 3.0)] == 0.0
+    assert [tuning.wer[Setting(1.0, p)] for p in (0.0, 1.0, 2.0, 3.0, 4.0)] == [100.0, 60.0, 20.0, 0.0, 0.0]
+    assert tuning.grids["blank penalty"][-1] == 4.0  # 3 was the grid's edge: extended, and 4 ties (stays at 3)
+    assert tuning.at_bound == {"acoustic scale": "fixed", "blank penalty": None}
     assert [hyp for _, _, hyp in tuning.results] == [["A", "B", "A"], ["A", "B"]]
 
 
-def _grid_decoder(errors: dict[tuple[float, float], int]):
-    """A decoder whose hypothesis has ``errors[(scale, penalty)]`` deletions out of 10 reference words.
-
-    It reads the setting back from its input: for log-probs ``[[0, 1, 0]]`` the setting's output is
-    ``[[-penalty * scale, scale, 0]]``."""
-    def decode(log_probs: np.ndarray) -> list[str]:
-        scale = float(log_probs[0, 1])
-        penalty = -float(log_probs[0, 0]) / scale
-        return ["w"] * (10 - errors[(scale, round(penalty, 6))])
-    return decode
-
-
-def test_coordinate_search_reaches_the_joint_optimum_and_prefers_the_current_setting_on_ties():
-    errors = {(s, p): 5 for s in (0.5, 1.0, 2.0) for p in (0.0, 1.0, 2.0)}
-    errors[(2.0, 0.0)] = 4  # the best scale without a penalty ...
-    errors[(2.0, 2.0)] = 3  # ... then the best penalty at that scale ...
-    errors[(0.5, 2.0)] = 2  # ... then another scale at that penalty: the joint optimum
-    posteriors, refs = {"u": np.array([[0.0, 1.0, 0.0]])}, {"u": ["w"] * 10}
-    result = tune(_grid_decoder(errors), posteriors, refs, scales=(0.5, 1.0, 2.0), penalties=(0.0, 1.0, 2.0))
-    assert result.best == Setting(0.5, 2.0) and result.wer[result.best] == 20.0
-    assert result.wer[Setting(2.0, 0.0)] == 40.0 and result.wer[Setting(2.0, 2.0)] == 30.0
-    flat = {k: 5 for k in errors}  # every setting ties: the first scale at the first penalty stays
-    assert tune(_grid_decoder(flat), posteriors, refs, (0.5, 1.0, 2.0), (0.0, 1.0, 2.0)).best == Setting(0.5, 0.0)
+def test_the_dev_subset_is_fixed_seeded_and_independent_of_order():
+    ids = [f"dev-{i:03d}" for i in range(40)]
+    subset = tuning_subset(ids, 0.25, 0, seed=0)
+    assert len(subset) == 10 and subset == sorted(subset) and set(subset) <= set(ids)
+    assert tuning_subset(reversed(ids), 0.25, 0, seed=0) == subset
+    assert tuning_subset(ids, 0.25, 0, seed=1) != subset
+    assert subset_size(40, 0.25, 100) == 40 and subset_size(576, 0.25, 100) == 144 and subset_size(7, 0.1, 0) == 1
+    with pytest.raises(ValueError, match="fraction"):
+        tuning_subset(ids, 0.0, 0, seed=0)
 
 
-def test_run_decoding_tunes_on_dev_only_and_applies_the_setting_to_test(monkeypatch, tmp_path):
-    import asr_trainer.decode.driver as driver
-    from asr_trainer.decode.config import DecodeConfig
+def test_batch_decoding_in_two_processes_equals_one_in_order():
+    greedy = GreedyDecoder(ID2TOKEN).decode
+    batch = [_posteriors(list(np.linspace(0.1, 2.0, n)) ) - 0 for n in range(1, 9)]
+    batch = [Setting(1.0, 1.0).apply(x) for x in batch]
+    with batch_decoder(greedy, 1) as one, batch_decoder(greedy, 2) as two:
+        assert two(batch) == one(batch) == [greedy(x) for x in batch]
+
+
+def _fake_model(monkeypatch, driver, splits):
+    """The driver with its model, cuts and posteriors replaced; ``reads`` records the splits read, in order."""
+    reads = []
 
     class Cut:
         def __init__(self, cid):
             self.id, self.supervisions = cid, []
 
-    splits = {"dev": [Cut("dev-1")], "test": [Cut("test-1")]}
+    def load_cuts(cuts_dir, corpus, split):
+        reads.append(split)
+        return [Cut(cid) for cid in splits[split]]
+
+    monkeypatch.setattr(driver, "load_averaged_model", lambda *a: type("M", (), {"num_outputs": 3})())
+    monkeypatch.setattr(driver, "load_cuts", load_cuts)
+    monkeypatch.setattr(driver, "compute_posteriors", lambda model, cuts, *a: {
+        c.id: _posteriors([0.5, 1.5]) for c in cuts})
+    monkeypatch.setattr(driver, "references", lambda cuts, *a: {c.id: ["A", "B"] for c in cuts})
+    return reads
+
+
+def test_tuning_receives_dev_only_and_test_is_decoded_once_with_its_choice(monkeypatch, tmp_path):
+    import asr_trainer.decode.driver as driver
+
+    splits = {"dev": [f"dev-{i}" for i in range(8)], "test": ["test-1", "test-2"]}
+    reads = _fake_model(monkeypatch, driver, splits)
     tuned, decoded = [], []
 
-    def spy_tune(decode, posteriors, refs, scales, penalties):
-        tuned.append(sorted(posteriors))
-        return driver.tune.__wrapped__(decode, posteriors, refs, scales, penalties)
+    def spy_tune(decode, posteriors, refs, axes, start):
+        tuned.append((sorted(posteriors), list(reads)))
+        return real_tune(decode, posteriors, refs, axes, start)
 
-    def spy_decode_set(decode, posteriors, refs, setting):
+    def spy_decode_set(decode, posteriors, refs, setting=Setting()):
         decoded.append((sorted(posteriors), setting))
-        return [(cid, refs[cid], ["A"]) for cid in posteriors]
+        return real_decode_set(decode, posteriors, refs, setting)
 
-    spy_tune.__wrapped__ = driver.tune
+    real_tune, real_decode_set = driver.tune, driver.decode_set
     monkeypatch.setattr(driver, "tune", spy_tune)
     monkeypatch.setattr(driver, "decode_set", spy_decode_set)
-    monkeypatch.setattr(driver, "load_averaged_model", lambda *a: type("M", (), {"num_outputs": 3})())
-    monkeypatch.setattr(driver, "load_cuts", lambda cuts_dir, corpus, split: splits[split])
-    monkeypatch.setattr(driver, "compute_posteriors", lambda model, cuts, *a: {
-        c.id: np.log(np.array([[0.6, 0.3, 0.1]])) for c in cuts})
-    monkeypatch.setattr(driver, "references", lambda cuts, *a: {c.id: ["A"] for c in cuts})
     tokenizer = type("T", (), {"num_outputs": 3, "id2token": ID2TOKEN, "encode": staticmethod(lambda t: [])})()
-    cfg = DecodeConfig(blank_penalties=(0.0, 1.0), bootstrap_replications=0, num_threads=0)
+    cfg = DecodeConfig(blank_penalties=(0.0, 1.0), start_blank_penalty=0.0, bootstrap_replications=0,
+                       num_threads=0, tune_fraction=0.25, tune_min_utterances=0)
     info = driver.run_decoding(cfg, tmp_path, tmp_path, tmp_path, "greedy", tokenizer)
-    assert tuned == [["dev-1"]]  # one tuning, on dev's posteriors only
-    assert decoded == [(["test-1"], Setting(1.0, 1.0))]  # test decoded once, with dev's choice
-    assert info["blank_penalty"] == 1.0 and info["tuned_on"] == "dev"
-    assert set(info["dev_wer_by_setting"]) == {"scale1-bp0", "scale1-bp1"}
+
+    subset = tuning_subset(splits["dev"], 0.25, 0, 0)
+    assert tuned == [(subset, ["dev"])]  # one tuning, on the dev subset, before any test split was read
+    assert reads == ["dev", "test"]
+    chosen = Setting(1.0, 2.0)  # 1.5 nats of margin: penalty 2 emits both tokens; 3 ties, so it stays
+    assert info["blank_penalty"] == 2.0 and info["tuned_on"] == "dev" and info["tuning_utterances"] == 2
+    assert info["at_bound"] == {"acoustic scale": "fixed", "blank penalty": None}
+    rest_of_dev = sorted(set(splits["dev"]) - set(subset))
+    assert decoded[-2:] == [(rest_of_dev, chosen), (["test-1", "test-2"], chosen)]  # each once, dev's choice
+    assert all(ids == subset for ids, _ in decoded[:-2])  # every other decoding is of the tuning subset
+    assert set(info["dev_wer_by_setting"]) == {"scale1-bp0", "scale1-bp1", "scale1-bp2", "scale1-bp3"}
+    assert info["sets"]["dev-greedy"]["wer"] == info["sets"]["test-greedy"]["wer"] == 0.0
 
 
-@pytest.mark.parametrize("bad", [(), (-1.0,)])
-def test_blank_penalty_grid_is_validated(bad):
-    from asr_trainer.decode.config import DecodeConfig
-
-    with pytest.raises(ValueError, match="blank_penalties"):
-        DecodeConfig(blank_penalties=bad)
+@pytest.mark.parametrize("overrides, match", [
+    ({"blank_penalties": ()}, "blank_penalties"), ({"blank_penalties": (-1.0,)}, "blank_penalties"),
+    ({"blank_penalties": (0.0, 12.0)}, "blank_penalty_range"), ({"acoustic_scale_range": (2.0, 1.0)}, "range"),
+    ({"tune_fraction": 1.5}, "tune_fraction"), ({"num_jobs": 0}, "num_jobs")])
+def test_bad_tuning_settings_are_clear_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        DecodeConfig(**overrides)
