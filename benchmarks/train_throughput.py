@@ -12,9 +12,7 @@ bare model step on pre-built batches, on ``--threads`` CPU threads or on ``--dev
 from __future__ import annotations
 
 import argparse
-import functools
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -22,27 +20,12 @@ import torch
 from asr_trainer.config import load_config
 from asr_trainer.data.sampler import make_loader, make_train_sampler
 from asr_trainer.models import ModelConfig, num_parameters
-from asr_trainer.sync.replica import Replica, clipped_step
 from asr_trainer.testing.tones import ALPHABET, char_encode, make_tone_cuts
 from asr_trainer.train.build import build_replica
 from asr_trainer.train.config import TrainConfig
-from asr_trainer.train.step import forward_backward
+from asr_trainer.train.throughput import timed_steps
 
 TARGET_RTF = 150.0
-
-
-def timed_steps(replica: Replica, batches, device: str, bf16: bool, clip_norm: float) -> tuple[float, float]:
-    """(seconds, seconds of audio) of one training step per batch of ``batches`` (any iterable)."""
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    step = functools.partial(clipped_step, clip_norm=clip_norm)
-    audio = 0.0
-    sync()
-    start = time.perf_counter()
-    for batch in batches:
-        audio += forward_backward(replica.model, batch, device, bf16).input_frames * 0.01
-        step(replica)
-    sync()
-    return time.perf_counter() - start, audio
 
 
 def main() -> None:

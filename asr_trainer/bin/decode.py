@@ -13,10 +13,13 @@ HELP = "decode dev/test with the averaged model (greedy or HLG) and write recogs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("conf/decode.yaml"), help="decoding settings (YAML)")
-    parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--cuts-dir", type=Path, required=True)
-    parser.add_argument("--method", choices=["greedy", "hlg"], default="hlg")
+    parser.add_argument("--exp-dir", type=Path, required=True,
+                        help="the trained run: epoch-N.pt checkpoints (the last `avg` are averaged); outputs go here")
+    parser.add_argument("--lang-dir", type=Path, required=True, help="lang dir: tokens.txt, words.txt, HLG")
+    parser.add_argument("--cuts-dir", type=Path, required=True,
+                        help="dir with <corpus>_cuts_<split>.jsonl.gz of dev and test")
+    parser.add_argument("--method", choices=["greedy", "hlg"], default="hlg",
+                        help="greedy CTC (best path, no graph) or HLG (lexicon + n-gram LM graph search)")
     parser.add_argument("overrides", nargs="*", help="key=value settings of conf/decode.yaml")
 
 

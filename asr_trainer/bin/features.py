@@ -13,12 +13,12 @@ HELP = "compute 80-dim fbank features of a prepared corpus with lhotse (lilcom s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="synth")
-    parser.add_argument("--manifest-dir", type=Path, required=True)
-    parser.add_argument("--output-dir", type=Path, required=True)
-    parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"])
+    parser.add_argument("--corpus", default="synth", help="corpus name: reads <corpus>_*_<split>.jsonl.gz")
+    parser.add_argument("--manifest-dir", type=Path, required=True, help="lhotse manifests (asr-trainer prepare)")
+    parser.add_argument("--output-dir", type=Path, required=True, help="where the fbank features and cuts go")
+    parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"], help="splits to compute")
     parser.add_argument("--config", type=Path, help="feature settings (conf/features.yaml)")
-    parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--log-file", type=Path, help="also log to this file")
     parser.add_argument("overrides", nargs="*", help="settings as key=value, e.g. speed_perturb=true")
 
 

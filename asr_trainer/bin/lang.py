@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training supervisions.jsonl.gz or cuts.jsonl.gz")
     parser.add_argument("--lm-text", type=Path, required=True, help="LM training text, one sentence a line")
     parser.add_argument("--units", default="phone", help="'phone' or 'bpe<N>', e.g. bpe500")
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--ngram-order", type=int, default=3)
-    parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--out-dir", type=Path, required=True, help="the lang directory to write")
+    parser.add_argument("--ngram-order", type=int, default=3, help="order of the Kneser-Ney LM")
+    parser.add_argument("--log-file", type=Path, help="also log to this file")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -17,13 +17,15 @@ log = logging.getLogger("asr_trainer.prepare")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", choices=CORPORA, default="synth")
+    parser.add_argument("--corpus", choices=CORPORA, default="synth",
+                        help="synth: synthesised with TTS; kaldi: Kaldi data dirs <corpus-dir>/{train,dev,test}")
     parser.add_argument("--corpus-dir", type=Path, help="source directory (all corpora but synth)")
-    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True, help="where the manifests and LM text go")
     parser.add_argument("--config", type=Path, help="synth: corpus settings (conf/data/synth-<profile>.yaml)")
-    parser.add_argument("--train-parts", nargs="*", default=(), help="librispeech: training parts")
-    parser.add_argument("--num-jobs", type=int, default=2)
-    parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--train-parts", nargs="*", default=[],
+                        help="librispeech: training parts, e.g. train-clean-100 (empty: the corpus's default)")
+    parser.add_argument("--num-jobs", type=int, default=2, help="parallel jobs (synth: TTS processes)")
+    parser.add_argument("--log-file", type=Path, help="also log to this file")
     parser.add_argument("overrides", nargs="*", help="synth settings as key=value")
 
 

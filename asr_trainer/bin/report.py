@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", required=True, help="name of the 1-worker baseline's directory")
     parser.add_argument("--set", dest="set_name", default="test",
                         help="decoded set to score (recogs-<set>-<method>.txt)")
-    parser.add_argument("--method", choices=["hlg", "greedy"], default="hlg")
+    parser.add_argument("--method", choices=["hlg", "greedy"], default="hlg", help="decoding method to score")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: <exp-root>/report")
     parser.add_argument("--scenario", type=Path, default=Path("conf/cost_model.yaml"),
                         help="cost-model scenario (cluster links, topology) for the modelled speed-up")

@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> None:
     from asr_trainer.train.fault import is_restart
     from asr_trainer.train.trainer import fit
 
-    model_overrides = [o[len(MODEL_PREFIX):] for o in args.overrides if o.startswith(MODEL_PREFIX)]
-    sync_overrides = [o[len(SYNC_PREFIX):] for o in args.overrides if o.startswith(SYNC_PREFIX)]
-    plain = [o for o in args.overrides if not o.startswith((MODEL_PREFIX, SYNC_PREFIX))]
+    plain, model_overrides, sync_overrides = split_overrides(args.overrides)
     cfg = load_config(TrainConfig, args.config, plain)
     model_cfg = load_config(ModelConfig, cfg.model_config, model_overrides)
     sync_cfg, baseline = sync_setup(args, sync_overrides)
@@ -71,6 +69,14 @@ def run(args: argparse.Namespace) -> None:
         log_file = args.exp_dir / "log" / ("log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt")
         fit(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts,
             valid_cuts, resume=baseline or args.resume or is_restart(), on_start=lambda: setup_logging(log_file))
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """``key=value`` overrides as (train settings, ``model.`` ones, ``sync.`` ones), the prefixes removed."""
+    model = [o[len(MODEL_PREFIX):] for o in overrides if o.startswith(MODEL_PREFIX)]
+    sync = [o[len(SYNC_PREFIX):] for o in overrides if o.startswith(SYNC_PREFIX)]
+    plain = [o for o in overrides if not o.startswith((MODEL_PREFIX, SYNC_PREFIX))]
+    return plain, model, sync
 
 
 def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):

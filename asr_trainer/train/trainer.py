@@ -63,6 +63,7 @@ from asr_trainer.train import fault
 from asr_trainer.train.build import batch_scaled, build_replica
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.epoch import EpochResult, check_skips, validate
+from asr_trainer.train.estimate import eta_seconds, format_duration
 from asr_trainer.train.lock import ExpDirLock
 from asr_trainer.train.metrics import Metrics
 from asr_trainer.train.step import BatchStats, forward_backward, grad_norm
@@ -356,9 +357,11 @@ def end_epoch(run: Run, epoch: int, result: EpochResult) -> torch.nn.Module | No
         "epoch_loss": row["train_loss"], "real_time_factor": result.real_time_factor,
         "frames_per_second": result.stats.input_frames / max(result.seconds, 1e-9)})
     run.metrics.scalars(run.progress.step, {"loss": row["valid_loss"]}, prefix="valid")
-    log.info("epoch %d: train loss %.4f, valid loss %.4f, %d steps x %d workers (%d batches skipped), %.0fx real time",
-             epoch, row["train_loss"], row["valid_loss"], result.steps, run.comm.world_size, result.skipped,
-             result.real_time_factor)
+    left = eta_seconds([r["seconds"] for r in run.progress.rows], cfg.num_epochs - epoch)
+    log.info("epoch %d/%d: train loss %.4f, valid loss %.4f, %d steps x %d workers (%d batches skipped), "
+             "%.0fx real time, %s; about %s left", epoch, cfg.num_epochs, row["train_loss"], row["valid_loss"],
+             result.steps, run.comm.world_size, result.skipped, result.real_time_factor,
+             format_duration(result.seconds), format_duration(left))
     return model
 
 
