@@ -41,7 +41,8 @@ Options:
   --exp-root DIR        parent of the experiment directory (default $exp_root)
   --epochs N            training epochs of every run (default: the profile's)
   --workers N           workers of the strategy runs (default $workers)
-  --strategies \"S...\"  strategies trained at N workers (default \"$strategies\"; hybrid uses groups of 2)
+  --strategies \"S...\"  strategies trained at N workers (default \"$strategies\"), each with the settings of
+                        conf/sync/<S>.yaml (the hybrid's group_size auto: groups of 2 at 4 workers)
 Stages:
   0 data       corpus -> lhotse manifests (synth: TTS synthesis with noise and reverb)
   1 features   80-dim fbank with lhotse, lilcom storage
@@ -130,25 +131,13 @@ if run_stage 4 decode "$exp/baseline/.decoded"; then
   finish_stage 4 decode "$exp/baseline/.decoded" "$t0"
 fi
 
-# sync_opts STRATEGY: the --sync options of one strategy run. BMUF, alone and in the hybrid, runs classic
-# (restart from W_g): with Adam as the local optimizer the Nesterov restart diverged on the quick corpus
-# (BMUF, eta 0.75: NaN; hybrid, eta 0.5 across 2 groups: dev loss 1.76 -> 4.60 from epoch 10 to 20), while
-# classic stayed stable (BMUF 1.17 after 12 epochs, hybrid 1.13 after 20; all-reduce 1.03 after 12).
-sync_opts() {
-  case $1 in
-    bmuf) echo "--sync bmuf sync.nesterov=false" ;;
-    hybrid) echo "--sync hybrid sync.group_size=2 sync.bmuf.nesterov=false" ;;
-    *) echo "--sync $1" ;;
-  esac
-}
-
+# Every strategy runs with the settings of conf/sync/<s>.yaml, the ones measured best with Adam.
 for s in $strategies; do
   dir=$exp/$s-w$workers
   if run_stage 5 train-sync "$dir/.done"; then
     t0=$(date +%s)
-    # shellcheck disable=SC2046
     logged 5 train-sync torchrun --standalone --nproc-per-node "$workers" --no-python \
-      asr-trainer train --config conf/train.yaml --exp-dir "$dir" "${common[@]}" --resume $(sync_opts "$s") \
+      asr-trainer train --config conf/train.yaml --exp-dir "$dir" "${common[@]}" --resume --sync "$s" \
       "${data_opts[@]}" "${train_opts[@]}" num_threads=1 progress_bar=false
     finish_stage 5 train-sync "$dir/.done" "$t0"
   fi

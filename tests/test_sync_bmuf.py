@@ -29,7 +29,8 @@ def _replica():
 
 
 def _run(nesterov: bool, blocks: int = 2):
-    s = build_strategy(BmufConfig(block_size=2, nesterov=nesterov), SimCommunicator(2), _replica)
+    cfg = BmufConfig(block_size=2, nesterov=nesterov, block_momentum="linear")  # eta 1 - 1/2, as worked out below
+    s = build_strategy(cfg, SimCommunicator(2), _replica)
     for _ in range(2 * blocks):
         s.step(_grad_fn)
     return s
@@ -57,7 +58,7 @@ def test_classic_two_blocks_by_hand():
 
 
 def test_block_sync_only_at_block_ends_and_close_block_closes_an_open_block_once():
-    s = build_strategy(BmufConfig(block_size=2), SimCommunicator(2), _replica)
+    s = build_strategy(BmufConfig(block_size=2, nesterov=True), SimCommunicator(2), _replica)
     flags = [s.step(_grad_fn).block_sync for _ in range(3)]
     assert flags == [False, True, False]
     assert s.states[0].model.x.item() != s.states[1].model.x.item()  # mid-block: workers differ
@@ -133,7 +134,7 @@ def test_averaged_adam_moments_are_the_mean_and_steps_are_kept():
         m = Scalar()
         return Replica(m, torch.optim.Adam(m.parameters(), lr=0.1))
 
-    kept = build_strategy(BmufConfig(block_size=3), SimCommunicator(2), replica)
+    kept = build_strategy(BmufConfig(block_size=3, optimizer_state="keep"), SimCommunicator(2), replica)
     averaged = build_strategy(BmufConfig(block_size=3, optimizer_state="average"), SimCommunicator(2), replica)
     for _ in range(3):
         kept.step(_grad_fn)

@@ -39,7 +39,7 @@ def test_adaptive_tau_moves_towards_target_density():
     assert adapt_tau(1.0, 0.04, cfg) == pytest.approx(2.0)  # (0.04/0.01)**0.5 = 2
     assert adapt_tau(1.0, 0.0025, cfg) == pytest.approx(0.5)
     assert adapt_tau(1.0, 0.0, cfg) == 0.5
-    assert adapt_tau(1.0, 0.5, GtcConfig(tau=1.0)) == 1.0  # fixed tau
+    assert adapt_tau(1.0, 0.5, GtcConfig(tau=1.0, target_density=None)) == 1.0  # fixed tau
 
 
 class Linear3(nn.Module):
@@ -61,7 +61,7 @@ def test_gtc_strategy_two_workers_by_hand():
         return Replica(m, torch.optim.SGD(m.parameters(), lr=1.0))
 
     for encoding in ("strom", "compact"):
-        s = build_strategy(GtcConfig(tau=1.0, encoding=encoding), SimCommunicator(2), replica)
+        s = build_strategy(GtcConfig(tau=1.0, target_density=None, encoding=encoding), SimCommunicator(2), replica)
         # step 1: r0 = c0 sends [0,-1,1]; r1 = c1 sends nothing; mean [0,-.5,.5]; w = -mean
         s.step(grad_fn)
         assert s.model.w.tolist() == [0.0, 0.5, -0.5]
@@ -214,7 +214,8 @@ def test_non_finite_contribution_is_dropped_counted_and_never_enters_the_residua
         m = Linear3()
         return Replica(m, torch.optim.SGD(m.parameters(), lr=1.0))
 
-    s = build_strategy(GtcConfig(tau=1.0, threshold_on=threshold_on), SimCommunicator(2), replica)
+    s = build_strategy(GtcConfig(tau=1.0, target_density=None, threshold_on=threshold_on), SimCommunicator(2),
+                       replica)
     first = s.step(grad_fn)
     poisoned["step"] = 2
     second = s.step(grad_fn)

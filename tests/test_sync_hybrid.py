@@ -10,8 +10,8 @@ from asr_trainer.sync import (
 from asr_trainer.testing.toy import run_toy, toy_replica
 
 N = 4
-GTC = GtcConfig(tau=0.01)
-BMUF = BmufConfig(block_size=3)
+GTC = GtcConfig(tau=0.01, target_density=None)  # fixed tau, eta 1 - 1/M, Nesterov: the settings hand-checked here
+BMUF = BmufConfig(block_size=3, block_momentum="linear", nesterov=True, optimizer_state="keep")
 
 
 def _params(cfg):

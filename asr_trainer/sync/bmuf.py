@@ -17,7 +17,7 @@ import torch
 
 from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.comm import Group, local_sum
-from asr_trainer.sync.config import BmufConfig
+from asr_trainer.sync.config import BmufConfig, block_momentum
 from asr_trainer.sync.step_context import GroupState, StepContext
 from asr_trainer.sync.replica import reset_optimizer_state, set_state_vector, state_vector
 
@@ -29,7 +29,7 @@ class Bmuf:
         self.cfg = cfg
         self.reps = Group(tuple(g.root for g in groups))
         members = len(groups)
-        self.eta = cfg.block_momentum if cfg.block_momentum is not None else 1.0 - 1.0 / members
+        self.eta = block_momentum(cfg.block_momentum, members)
         self.zeta = cfg.block_lr
         self.w_g: torch.Tensor | None = None
         self.delta: torch.Tensor | None = None

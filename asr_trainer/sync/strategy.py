@@ -6,9 +6,11 @@ strategy   groups                  inside a group     across groups
 none       N groups of 1           local step         --
 allreduce  1 group of N            dense all-reduce   --
 gtc        1 group of N            GTC                --
-bmuf       N groups of 1           local step         BMUF, eta 1 - 1/N
-hybrid     N/g groups of g         GTC (g > 1)        BMUF, eta 1 - 1/(N/g)
+bmuf       N groups of 1           local step         BMUF, eta 1 - 1/sqrt(N)
+hybrid     N/g groups of g         GTC (g > 1)        BMUF, eta 1 - 1/sqrt(N/g)
 =========  ======================  =================  ==================
+
+(eta by the default ``block_momentum: sqrt``; ``g`` by ``group_size``, default ``auto``.)
 
 so hybrid with ``g = 1`` is BMUF and with ``g = N`` is GTC by construction.
 One step::
@@ -35,7 +37,8 @@ from asr_trainer.errors import UserError
 from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.bmuf import Bmuf
 from asr_trainer.sync.comm import Communicator, Group
-from asr_trainer.sync.config import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig
+from asr_trainer.sync.config import (AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig,
+                                     hybrid_group_size)
 from asr_trainer.sync.step_context import GradFn, GroupState, StepContext
 from asr_trainer.sync.gtc_sync import GtcSync
 from asr_trainer.sync.inside_group import DenseSync, InsideGroupRule, LocalSync
@@ -202,11 +205,12 @@ def build_strategy(cfg: SyncConfig, comm: Communicator, replica_factory: Replica
     elif isinstance(cfg, BmufConfig):
         parts = (singles, LocalSync(), _bmuf(cfg, singles), cfg.warmup_steps)
     elif isinstance(cfg, HybridConfig):
-        if cfg.group_size > 1 and cfg.gtc.threshold_on == "update" and cfg.bmuf.optimizer_state != "keep":
+        g = hybrid_group_size(cfg, n)
+        if g > 1 and cfg.gtc.threshold_on == "update" and cfg.bmuf.optimizer_state != "keep":
             raise UserError(f"sync bmuf.optimizer_state={cfg.bmuf.optimizer_state} needs gtc.threshold_on=gradient: "
                             "with update thresholding each worker's own optimizer state is GTC's, not BMUF's")
-        groups = hybrid_groups(n, cfg.group_size)
-        intra = GtcSync(cfg.gtc) if cfg.group_size > 1 else LocalSync()
+        groups = hybrid_groups(n, g)
+        intra = GtcSync(cfg.gtc) if g > 1 else LocalSync()
         parts = (groups, intra, _bmuf(cfg.bmuf, groups), cfg.bmuf.warmup_steps)
     else:
         raise UserError(f"unknown sync strategy {cfg!r}")

@@ -20,6 +20,7 @@ import torch
 
 from asr_trainer.errors import UserError
 from asr_trainer.sync import Communicator, DistCommunicator, HybridConfig, SimCommunicator, SyncConfig
+from asr_trainer.sync.config import hybrid_group_size
 from asr_trainer.sync.strategy import hybrid_groups
 from asr_trainer.train.fault import restart_count
 
@@ -59,7 +60,7 @@ def world_size_of(simulate_workers: int | None) -> int:
 def check_sync_config(cfg: SyncConfig, world_size: int) -> None:
     """Checks that need the number of workers (also done by ``build_strategy``; here before any setup)."""
     if isinstance(cfg, HybridConfig):
-        hybrid_groups(world_size, cfg.group_size)
+        hybrid_groups(world_size, hybrid_group_size(cfg, world_size))
 
 
 def attempt_store(timeout: datetime.timedelta):

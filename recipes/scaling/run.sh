@@ -33,17 +33,13 @@ min_updates=           # each run makes at least this many optimizer steps (caps
                        # default 500 (0 with --quick true)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
-gtc_tau=0.003          # GTC threshold (units of the local update, conf/sync/gtc.yaml): the start value ...
-gtc_density=0.01       # ... adapted per worker to this target density; empty: tau stays fixed
-bmuf_nesterov=false    # BMUF restart: classic (from W_g). Nesterov with Adam locally diverged (see ../../run.sh)
-bmuf_state=reset       # the bmuf runs' local Adam state at each block sync: keep | reset | average (measured:
-                       # README.md "The scaling study"); the hybrid's BMUF tier keeps it (its GTC twins own it)
-bmuf_momentum=sqrt     # block momentum over K BMUF participants (N; N/g for the hybrid): sqrt = 1 - 1/sqrt(K),
-                       # linear = 1 - 1/K (DESIGN's default, made for SGD), or a number. See README.md
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
 lr_scaling=none        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
                        # against the baseline's (optim.lr_scaling; see README.md "Large batches")
 train_opts=""          # extra key=value settings of every training run (e.g. "num_threads=2")
+# Every strategy run has the settings of conf/sync/<strategy>.yaml (measured best with Adam: classic BMUF
+# restarts, local state reset, block momentum 1 - 1/sqrt(K), GTC tau 0.003 adapted towards 1% density), the
+# plan's BMUF block and --group-size; these two change them:
 bmuf_opts=""           # extra BMUF settings (conf/sync/bmuf.yaml keys) of the bmuf runs and the hybrid's BMUF tier
 gtc_opts=""            # extra GTC settings (conf/sync/gtc.yaml keys) of the gtc runs and the hybrid's GTC tier
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
@@ -68,13 +64,10 @@ Options:
                         updates unless the longest cut binds (then plan.py warns) (default 500; 0 with --quick true)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
-  --bmuf-momentum M     sqrt (1 - 1/sqrt(K)), linear (1 - 1/K) or a number; K: BMUF participants (default $bmuf_momentum)
-  --bmuf-nesterov B     true: Nesterov restarts (W_g + eta Delta); false: classic, from W_g (default $bmuf_nesterov)
-  --bmuf-state S        keep | reset | average the bmuf runs' local optimizer state at each sync (default $bmuf_state)
-  --bmuf-opts "k=v..."  more BMUF settings (conf/sync/bmuf.yaml keys) of the bmuf runs and the hybrid's BMUF tier
-  --gtc-opts "k=v..."   more GTC settings (conf/sync/gtc.yaml keys) of the gtc runs and the hybrid's GTC tier
-  --gtc-tau T           GTC threshold, the start of the adaptive tau (default $gtc_tau)
-  --gtc-density D       GTC target density (default $gtc_density; \"\" keeps tau fixed)
+  --bmuf-opts "k=v..."  BMUF settings (conf/sync/bmuf.yaml keys, e.g. \"block_momentum=linear nesterov=true\")
+                        of the bmuf runs and the hybrid's BMUF tier, over the shipped ones (default none)
+  --gtc-opts "k=v..."   GTC settings (conf/sync/gtc.yaml keys, e.g. \"tau=0.001 target_density=null\") of the
+                        gtc runs and the hybrid's GTC tier, over the shipped ones (default none)
   --scale-warmup B      true | false (default $scale_warmup)
   --lr-scaling R        none | sqrt | linear: lr times (step batch / baseline batch)^(0, 1/2, 1) (default $lr_scaling)
   --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
@@ -181,33 +174,20 @@ if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
   mv "$plan.tmp" "$plan"
 fi
 
-# block_momentum K: the BMUF block momentum for K participants (--bmuf-momentum)
-block_momentum() {
-  case $bmuf_momentum in
-    sqrt) awk -v k="$1" 'BEGIN { printf "%.6f", 1 - 1 / sqrt(k) }' ;;
-    linear) awk -v k="$1" 'BEGIN { printf "%.6f", 1 - 1 / k }' ;;
-    *) echo "$bmuf_momentum" ;;
-  esac
-}
-
 # prefixed PREFIX "k=v ...": each k=v as PREFIXk=v (the --bmuf-opts / --gtc-opts of one tier)
 prefixed() {
   local kv
   for kv in $2; do echo "$1$kv"; done
 }
 
-# sync_opts STRATEGY N BLOCK: the --sync options of one run at N workers
+# sync_opts STRATEGY BLOCK: the --sync options of one run: conf/sync/<STRATEGY>.yaml's settings, the plan's
+# BMUF block and group size, then --bmuf-opts / --gtc-opts
 sync_opts() {
-  local density=()
   case $1 in
-    gtc) [ -n "$gtc_density" ] && density=("sync.target_density=$gtc_density")
-         echo --sync gtc "sync.tau=$gtc_tau" "${density[@]}" $(prefixed sync. "$gtc_opts") ;;
-    bmuf) echo --sync bmuf "sync.block_size=$3" "sync.nesterov=$bmuf_nesterov" "sync.optimizer_state=$bmuf_state" \
-            "sync.block_momentum=$(block_momentum "$2")" $(prefixed sync. "$bmuf_opts") ;;
-    hybrid) [ -n "$gtc_density" ] && density=("sync.gtc.target_density=$gtc_density")
-            echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$3" "sync.gtc.tau=$gtc_tau" \
-              "sync.bmuf.nesterov=$bmuf_nesterov" "sync.bmuf.block_momentum=$(block_momentum $(($2 / group_size)))" \
-              "${density[@]}" $(prefixed sync.gtc. "$gtc_opts") $(prefixed sync.bmuf. "$bmuf_opts") ;;
+    gtc) echo --sync gtc $(prefixed sync. "$gtc_opts") ;;
+    bmuf) echo --sync bmuf "sync.block_size=$2" $(prefixed sync. "$bmuf_opts") ;;
+    hybrid) echo --sync hybrid "sync.group_size=$group_size" "sync.bmuf.block_size=$2" \
+              $(prefixed sync.gtc. "$gtc_opts") $(prefixed sync.bmuf. "$bmuf_opts") ;;
     allreduce) echo --sync allreduce ;;
     *) echo "$0: unknown strategy $1 (gtc bmuf hybrid allreduce)" >&2; return 1 ;;
   esac
@@ -248,7 +228,7 @@ if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
     # shellcheck disable=SC2046
     # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
     logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" --resume \
-      --simulate-workers "$n" $(sync_opts "$s" "$n" "$block") "model_config=$base/model.yaml" \
+      --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
       "data.max_duration=$d" "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
       "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
       progress_bar=false "${extra_train[@]}"
