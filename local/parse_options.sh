@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kaldi-style option parsing, sourced by a recipe after it sets its defaults:
 # `--some-name VALUE` (or `--some-name=VALUE`) sets the shell variable some_name, which must already
-# exist; `--help` prints the recipe's $help_message. Remaining arguments are left in "$@".
+# exist; `--help` prints the recipe's $help_message. Anything else (a stray `device=cuda`, a missing `--`)
+# is an error: a recipe takes options only.
 
 _asr_print_help() { echo -e "${help_message:-no help}"; }
 
@@ -13,7 +14,8 @@ while [ $# -gt 0 ]; do
       _name=$1
       [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
       _value=$2; shift 2 ;;
-    *) break ;;
+    *) echo "$0: unexpected argument '$1': the recipe takes options only, --name VALUE (see --help)" >&2
+       exit 1 ;;
   esac
   _var=${_name#--}; _var=${_var//-/_}
   if ! declare -p "$_var" >/dev/null 2>&1; then

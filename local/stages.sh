@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Stage bookkeeping for recipes: which stages run, sentinels of finished work, logged commands.
-# Needs $stage, $stop_stage and $log_dir set by the recipe.
+# Needs $stage, $stop_stage and $log_dir set by the recipe (stage_selected: the first two only).
 
 log() { echo "$(date '+%F %T') [${0##*/}] $*" | tee -a "$log_dir/recipe.log" >&2; }
+
+# stage_selected N: true when stage N is in --stage..--stop-stage.
+stage_selected() { [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ]; }
 
 # run_stage N NAME SENTINEL: true when stage N is selected and not yet done (says so when skipped).
 run_stage() {
   local n=$1 name=$2 sentinel=$3
-  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 1
+  stage_selected "$n" || return 1
   if [ -f "$sentinel" ]; then
     log "stage $n ($name): already done ($sentinel); skipping"
     return 1
@@ -35,7 +38,7 @@ finish_stage() {
 # EXP_ROOT against EXP_ROOT/baseline (HLG, test set) into EXP_ROOT/report and prints the table.
 report_stage() {
   local n=$1 root=$2
-  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 0
+  stage_selected "$n" || return 0
   log "stage $n (report): writing $root/report"
   logged "$n" report asr-trainer report --exp-root "$root" --baseline baseline --set test --method hlg \
     --out-dir "$root/report"

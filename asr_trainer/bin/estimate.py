@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy-workers", default="",
                         help="the worker count of every strategy run still to train, e.g. '4 4 4 4'")
     parser.add_argument("--decodes", type=int, default=0, help="systems still to decode")
-    parser.add_argument("--probe-steps", type=int, default=8, help="training steps timed (after 2 warm-up steps)")
+    parser.add_argument("--probe-steps", type=int, default=6, help="training steps timed (after a warm-up step)")
     parser.add_argument("overrides", nargs="*", help="key=value settings of the runs, as for asr-trainer train")
 
 

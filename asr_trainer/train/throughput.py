@@ -45,7 +45,7 @@ def timed_steps(replica: Replica, batches: Iterable[dict], device: str, bf16: bo
 
 
 def probe_real_time_factor(cfg: TrainConfig, model_cfg: ModelConfig, cuts: CutSet, encode: Encode,
-                           num_outputs: int, steps: int = 8, warmup: int = 2) -> float:
+                           num_outputs: int, steps: int = 6, warmup: int = 1) -> float:
     """Seconds of audio per wall second of ``steps`` training steps (after ``warmup`` untimed ones) of a fresh
     model on the first batches of ``cuts``: the full pipeline (sampler, features, SpecAugment, step)."""
     if cfg.num_threads:
