@@ -119,7 +119,7 @@ def test_tuning_receives_dev_only_and_test_is_decoded_once_with_its_choice(monke
     rest_of_dev = sorted(set(splits["dev"]) - set(subset))
     assert decoded[-2:] == [(rest_of_dev, chosen), (["test-1", "test-2"], chosen)]  # each once, dev's choice
     assert all(ids == subset for ids, _ in decoded[:-2])  # every other decoding is of the tuning subset
-    assert set(info["dev_wer_by_setting"]) == {"scale1-bp0", "scale1-bp1", "scale1-bp2", "scale1-bp3"}
+    assert set(info["tuning_wer_by_setting"]) == {"scale1-bp0", "scale1-bp1", "scale1-bp2", "scale1-bp3"}
     assert info["sets"]["dev-greedy"]["wer"] == info["sets"]["test-greedy"]["wer"] == 0.0
 
 

@@ -163,7 +163,7 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
         return wer.to_json()
 
     jobs = cfg.num_jobs if (method, cfg.decoder) == ("hlg", "kaldi") else 1  # see asr_trainer.decode.parallel
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}  # wall time: "tune" (dev's forward pass and the search), then each set's decoding
     with batch_decoder(decode_one, jobs) as decode:
         clock = time.perf_counter()
         dev = read_split(cfg.dev_split)
@@ -180,7 +180,7 @@ def run_decoding(cfg: DecodeConfig, exp_dir: Path, lang_dir: Path, cuts_dir: Pat
     log.info("decoding took %s s (%d processes)", {k: round(v, 1) for k, v in seconds.items()}, jobs)
     info = {"method": method, "acoustic_scale": setting.scale, "blank_penalty": setting.blank_penalty,
             "tuned_on": cfg.dev_split, "tuning_utterances": len(tuning.results), "tune_seed": cfg.tune_seed,
-            "dev_wer_by_setting": {k.label: v for k, v in tuning.wer.items()},
+            "tuning_wer_by_setting": {k.label: v for k, v in tuning.wer.items()},
             "grids": tuning.grids, "at_bound": tuning.at_bound, "seconds": seconds, "jobs": jobs,
             "word_level": word_level, "sets": summary}
     (exp_dir / f"decode-{method}.json").write_text(json.dumps(info, indent=2) + "\n")
