@@ -179,7 +179,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
         pytest.skip("the recipe bootstraps .venv; none at the repository root")
     work = _recipe_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--quick", "true", "--tag", QUICK_TAG,
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
                            "--data-root", str(quick_data_root),
                            "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
                            "--bmuf-opts", "block_lr=0.9"],

@@ -4,7 +4,7 @@
 # epochs, HLG decoding, and the trade-off report (relative WER increase with CIs, bytes, modelled speed-up).
 #
 #   recipes/scaling/run.sh                      # study profile, workers "32 64 128"
-#   recipes/scaling/run.sh --quick true         # tiny version (quick corpus, workers "4 8", 2 epochs): minutes
+#   recipes/scaling/run.sh --profile quick      # tiny version (quick corpus, workers "4 8", 2 epochs): minutes
 #   recipes/scaling/run.sh --workers "16 32" --strategies "allreduce gtc hybrid" --group-size 4
 #   recipes/scaling/run.sh --help
 #
@@ -16,21 +16,22 @@ cd "$(dirname "$0")/../.."
 stage=0
 stop_stage=100
 profile=study          # quick | default | study: the main recipe's profile whose data (and baseline) are reused;
-                       # study (10.6 h of training audio): >= 500 updates per run at 128 workers
+                       # study (10.6 h of training audio): >= 500 updates per run at 128 workers; quick: the
+                       # tiny version (workers "4 8", 2 epochs, a tiny model, cheap decoding; the tests run it)
 corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non-synthetic one)
 corpus_dir=
 units=phone
 tag=                   # data/<tag>, exp/<tag>; default <corpus>_<profile>
 data_root=data         # where data/<tag> lives (as ./run.sh --data-root)
 exp_root=exp           # where exp/<tag> lives (as ./run.sh --exp-root): a study outside the work tree
-study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --quick true)
-quick=false            # true: the quick profile, workers "4 8", 2 epochs, a tiny model (the test suite runs it)
-workers=               # simulated worker counts; default "32 64 128" ("4 8" with --quick true)
+study=                 # exp/<tag>/<study>; default scaling (scaling_quick with --profile quick)
+workers=               # simulated worker counts; default "32 64 128" ("4 8" with --profile quick)
+nj=$(nproc)            # parallel jobs of ./run.sh's data stages when data/<tag> is built
 strategies="allreduce gtc bmuf hybrid"   # allreduce: the dense reference at the same N (a row counts against it)
 group_size=            # hybrid: GTC inside groups of this many workers (8 GPUs a node), BMUF across groups
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
 min_updates=           # each run makes at least this many optimizer steps (caps its max_duration; 0: no cap);
-                       # default 500 (0 with --quick true)
+                       # default 500 (0 with --profile quick)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
@@ -43,25 +44,29 @@ train_opts=""          # extra key=value settings of every training run (e.g. "n
 bmuf_opts=""           # extra BMUF settings (conf/sync/bmuf.yaml keys) of the bmuf runs and the hybrid's BMUF tier
 gtc_opts=""            # extra GTC settings (conf/sync/gtc.yaml keys) of the gtc runs and the hybrid's GTC tier
 decode_opts=""         # extra key=value settings of conf/decode.yaml (e.g. "beam=10")
-device=cpu             # cpu | cuda[:N]: where every training and decoding run computes (simulated cluster on one GPU)
+device=auto            # auto | cpu | cuda: where every training and decoding run computes (auto: cuda when torch
+                       # sees a GPU); a simulated cluster runs in one process, on one GPU
+gpus=                  # GPUs used: 0 (the CPU) or 1 (default: 1 when torch sees a GPU)
+dtype=fp32             # fp32 | bf16 (bfloat16 autocast, cuda only)
 keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
 
 help_message="Usage: $0 [options]
 Options:
   --stage N / --stop-stage M  stages to run (default $stage..$stop_stage)
-  --profile P           quick | default | study: whose data/<tag> (and baseline) are reused (default $profile)
+  --profile P           quick | default | study: whose data/<tag> (and baseline) are reused (default $profile);
+                        quick: the tiny version (workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding)
   --corpus NAME, --corpus-dir DIR, --units U   as in ./run.sh, for building data/<tag> when missing
   --tag T               data/T and exp/T (default <corpus>_<profile>)
   --data-root DIR       parent of data/<tag> (default $data_root), passed on to ./run.sh
   --exp-root DIR        parent of exp/<tag> (default $exp_root), passed on to ./run.sh
-  --study NAME          results in exp/<tag>/NAME (default scaling; scaling_quick with --quick true)
-  --quick true          quick profile, workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding
-  --workers \"N...\"      simulated worker counts (default \"32 64 128\"; \"4 8\" with --quick true)
+  --study NAME          results in exp/<tag>/NAME (default scaling; scaling_quick with --profile quick)
+  --workers \"N...\"      simulated worker counts (default \"32 64 128\"; \"4 8\" with --profile quick)
+  --nj N                parallel jobs of ./run.sh's data stages when data/<tag> is built (default: cores)
   --strategies \"S...\"   gtc bmuf hybrid allreduce (default \"$strategies\")
-  --group-size G        hybrid group size; must divide every worker count (default 8; 2 with --quick true)
+  --group-size G        hybrid group size; must divide every worker count (default 8; 2 with --profile quick)
   --min-batches M       per-worker max_duration <= train audio / (N * M) (default $min_batches)
   --min-updates U       per-worker max_duration <= train audio * epochs / (N * U), so every run makes >= U
-                        updates unless the longest cut binds (then plan.py warns) (default 500; 0 with --quick true)
+                        updates unless the longest cut binds (then plan.py warns) (default 500; 0 with --profile quick)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
   --bmuf-opts "k=v..."  BMUF settings (conf/sync/bmuf.yaml keys, e.g. \"block_momentum=linear nesterov=true\")
@@ -71,12 +76,16 @@ Options:
   --scale-warmup B      true | false (default $scale_warmup)
   --lr-scaling R        none | sqrt | linear: lr times (step batch / baseline batch)^(0, 1/2, 1) (default $lr_scaling)
   --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
-  --device D            cpu or cuda[:N]: train and decode every run there (default $device)
+  --device D            auto | cpu | cuda: train and decode every run there (default $device: cuda when torch
+                        sees a GPU; choose the GPU with CUDA_VISIBLE_DEVICES)
+  --gpus N              0 (the CPU) or 1: a simulated cluster runs in one process on one GPU (default: 1 when
+                        torch sees a GPU); ./run.sh runs real multi-GPU workers
+  --dtype T             fp32 | bf16: bfloat16 autocast on cuda (default $dtype)
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
 Stages:
   0 data       data/<tag> features and lang (./run.sh --stop-stage 2 when missing)
   1 baseline   the 1-worker baseline: exp/<tag>/baseline of ./run.sh (trained by it when missing),
-               linked as exp/<tag>/<study>/baseline; with --quick true a tiny baseline of its own
+               linked as exp/<tag>/<study>/baseline; with --profile quick a tiny baseline of its own
   2 plan       per N: per-worker batch, steps per epoch, scaled warm-up, BMUF block (plan.tsv)
   3 train      every strategy x N, simulated (--simulate-workers N), the baseline's settings and epochs;
                prints the measured time per run and the estimate for the rest
@@ -86,8 +95,7 @@ Stages:
 
 . local/parse_options.sh
 
-if [ "$quick" = true ]; then
-  profile=quick
+if [ "$profile" = quick ]; then
   workers=${workers:-"4 8"}
   group_size=${group_size:-2}
   study=${study:-scaling_quick}
@@ -97,8 +105,6 @@ if [ "$quick" = true ]; then
                model.tdnn_lstm.conv_dim=48 model.tdnn_lstm.num_conv_layers=2 model.tdnn_lstm.lstm_dim=48
                model.tdnn_lstm.num_lstm_layers=1)
   decode_opts="acoustic_scales=[1.0] blank_penalties=[0.0,2.0] beam=8.0 max_active=1000 bootstrap_replications=200 $decode_opts"
-elif [ "$quick" != false ]; then
-  echo "$0: --quick must be true or false" >&2; exit 1
 fi
 workers=${workers:-"32 64 128"}
 min_updates=${min_updates:-500}
@@ -107,6 +113,15 @@ case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick,
 
 . local/setup_env.sh
 asr_setup_env "$PWD"
+
+# The device (asr_trainer/train/launch_plan.py, as ./run.sh decides it): sets device, device_opts, launch_plan.
+plan=$(asr-trainer launch-plan --device "$device" --gpus "$gpus" --workers 1 --dtype "$dtype") || exit 1
+eval "$plan"
+if [ -n "$gpus" ] && [ "$gpus" -gt 1 ]; then
+  echo "$0: --gpus $gpus: a simulated cluster runs in one process on one GPU (use --gpus 1, or ./run.sh for" \
+    "real multi-GPU workers)" >&2
+  exit 1
+fi
 
 tag=${tag:-${corpus}_${profile}}
 study=${study:-scaling}
@@ -117,13 +132,15 @@ dir=$exp_root/$tag/$study
 log_dir=$dir/log
 mkdir -p "$log_dir"
 . local/stages.sh
-log "scaling study: tag=$tag study=$dir workers=\"$workers\" strategies=\"$strategies\" stages $stage..$stop_stage"
+log "scaling study: tag=$tag study=$dir workers=\"$workers\" strategies=\"$strategies\" device=$device" \
+  "stages $stage..$stop_stage"
 
 main_opts=(--profile "$profile" --corpus "$corpus" --units "$units" --tag "$tag" --data-root "$data_root"
            --exp-root "$exp_root")
+main_opts+=(--nj "$nj" --device "$device")
 [ -n "$corpus_dir" ] && main_opts+=(--corpus-dir "$corpus_dir")
 common=(--lang-dir "$lang" --cuts-dir "$fbank")
-read -r -a extra_train <<< "$train_opts device=$device"
+read -r -a extra_train <<< "$train_opts ${device_opts[*]}"
 read -r -a extra_decode <<< "$decode_opts device=$device"
 
 # ------------------------------------------------------------------ 0: data of the main recipe
@@ -139,7 +156,7 @@ fi
 
 # ------------------------------------------------------------------ 1: the 1-worker baseline
 base=$dir/baseline
-if [ "$quick" = true ]; then
+if [ "$profile" = quick ]; then
   if run_stage 1 baseline "$base/.done"; then
     t0=$(date +%s)
     logged 1 baseline asr-trainer train --config conf/train.yaml --exp-dir "$base" "${common[@]}" \
