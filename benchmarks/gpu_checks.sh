@@ -38,7 +38,7 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, output to OUT/N
 }
 
 study() {  # the quick study at 32/64/128 workers: baseline first, then one recipe per strategy in parallel
-  local opts=(--quick true --device cuda --workers "32 64 128" --group-size 8) s
+  local opts=(--profile quick --device cuda --workers "32 64 128" --group-size 8) s
   recipes/scaling/run.sh "${opts[@]}" --strategies "" --stop-stage 4 || return 1  # data, baseline, plan, decoding
   for s in allreduce gtc bmuf hybrid; do
     recipes/scaling/run.sh "${opts[@]}" --strategies "$s" --stage 3 --stop-stage 4 > "$out/study-$s.log" 2>&1 &
