@@ -4,9 +4,9 @@
 # 1. Debian packages the recipe needs (TTS engines, sox, the KJV text):
 #    installed with apt-get when running as root; otherwise the exact
 #    apt-get command is printed and we stop.
-# 2. A virtualenv in .venv (created when missing).
-# 3. torch==2.13.0 (the CPU wheel) only when no torch is importable, so a
-#    GPU machine keeps its own build.
+# 2. A virtualenv in .venv (created when missing), with --system-site-packages when the system python
+#    already imports torch: a GPU machine's own CUDA build is reused, never shadowed by a download.
+# 3. torch==2.13.0 (pinned) only when no torch is importable in .venv.
 # 4. `pip install -e .[synth,dev]` (the package, the TTS engines of the synthetic corpus, pytest),
 #    redone only when setup.cfg changes. `pip install .` alone gives the lean trainer.
 # A second call only checks: each step is skipped when already satisfied.
@@ -55,16 +55,23 @@ asr_ensure_apt_packages() {
     || { _asr_log "apt-get install failed for: $missing"; return 1; }
 }
 
+# asr_venv_options PYTHON: --system-site-packages when PYTHON imports torch (the venv reuses it), else nothing.
+asr_venv_options() {
+  if "$1" -c "import torch" >/dev/null 2>&1; then echo --system-site-packages; fi
+}
+
 asr_ensure_venv() {
-  local root=$1 python=${PYTHON:-python3}
+  local root=$1 python=${PYTHON:-python3} opts
   if [ ! -x "$root/.venv/bin/python" ]; then
-    _asr_log "creating $root/.venv with $($python --version 2>&1)"
-    "$python" -m venv "$root/.venv" || return 1
+    opts=$(asr_venv_options "$python")
+    _asr_log "creating $root/.venv with $($python --version 2>&1)${opts:+ and its torch (--system-site-packages)}"
+    # shellcheck disable=SC2086
+    "$python" -m venv $opts "$root/.venv" || return 1
   fi
   # shellcheck disable=SC1091
   source "$root/.venv/bin/activate"
   if ! python -c "import torch" 2>/dev/null; then
-    _asr_log "no torch importable: installing the CPU wheel torch==2.13.0"
+    _asr_log "no torch importable: installing torch==2.13.0"
     _asr_pip install torch==2.13.0 || return 1
   fi
   local stamp="$root/.venv/.asr_trainer-installed" want
