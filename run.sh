@@ -90,7 +90,7 @@ case "$profile" in
 esac
 
 . local/setup_env.sh
-asr_setup_env "$PWD"
+asr_setup_env "$PWD" "$corpus"   # the TTS Debian packages for --corpus synth only
 
 [ -n "$epochs" ] && train_opts+=("num_epochs=$epochs")
 tag=${tag:-${corpus}_${profile}}

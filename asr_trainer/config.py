@@ -30,6 +30,7 @@ from typing import Any, Literal, Sequence, TypeVar
 
 import yaml
 
+from asr_trainer.default_conf import find_config
 from asr_trainer.errors import UserError
 
 T = TypeVar("T")
@@ -48,8 +49,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; an empty file is an empty mapping."""
-    p = Path(path)
+    """Read a YAML mapping; an empty file is an empty mapping. A relative ``conf/...`` path missing from
+    the working directory is read from the package's defaults (:func:`~asr_trainer.default_conf.find_config`)."""
+    p = find_config(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:

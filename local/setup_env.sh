@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # Bootstrap the recipe's environment; sourced by run.sh and tests/run.sh.
 #
-# 1. Debian packages the recipe needs (TTS engines, sox, the KJV text):
-#    installed with apt-get when running as root; otherwise the exact
+# 1. Debian packages: libsndfile1 for every corpus; the TTS engines, sox and the KJV text only for
+#    the synthetic corpus (asr_setup_env ROOT [CORPUS], CORPUS default $ASR_CORPUS, else synth), so
+#    your own corpus needs no root. Installed with apt-get when running as root; otherwise the exact
 #    apt-get command is printed and we stop.
 # 2. A virtualenv in .venv (created when missing), with --system-site-packages when the system python
 #    already imports torch: a GPU machine's own CUDA build is reused, never shadowed by a download.
 # 3. torch==2.13.0 (pinned) only when no torch is importable in .venv.
 # 4. `pip install -e .[synth,dev]` (the package, the TTS engines of the synthetic corpus, pytest),
-#    redone only when setup.cfg changes. `pip install .` alone gives the lean trainer.
+#    redone only when setup.cfg, setup.py or pyproject.toml change. `pip install .` alone gives the lean
+#    trainer.
 # A second call only checks: each step is skipped when already satisfied.
 # ASR_SETUP=none skips all of it: the caller's python3 already has what is needed (e.g. a GPU
 # machine with its own CUDA torch and no network).
 
-APT_PACKAGES=(
+APT_PACKAGES=(         # every corpus
+  libsndfile1          # audio I/O for soundfile / lhotse
+)
+SYNTH_APT_PACKAGES=(   # the synthetic corpus only (--corpus synth)
   espeak-ng            # TTS engine (train voices)
   flite                # TTS engine (awb, kal16: train; slt: dev; rms: test)
   festival             # TTS engine
   festvox-kallpc16k    # festival "kal" diphone voice
   festvox-kdlpc16k     # festival "ked" diphone voice (train)
-  sox                  # coloured noise for the degradations
+  sox                  # coloured noise for the degradations, piper's pitch shifts
   bible-kjv            # the King James Bible text of the default corpus
-  libsndfile1          # audio I/O for soundfile / lhotse
 )
 
 _asr_log() { echo "[setup_env] $*" >&2; }
@@ -32,18 +36,20 @@ _asr_pip() {
   return "${PIPESTATUS[0]}"
 }
 
+# asr_missing_apt_packages CORPUS: the Debian packages CORPUS needs that are not installed
 asr_missing_apt_packages() {
-  local pkg missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
+  local pkg missing=() wanted=("${APT_PACKAGES[@]}")
+  [ "$1" = synth ] && wanted+=("${SYNTH_APT_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$pkg")
   done
   echo "${missing[@]}"
 }
 
-asr_ensure_apt_packages() {
+asr_ensure_apt_packages() {  # asr_ensure_apt_packages CORPUS
   local missing
-  missing=$(asr_missing_apt_packages)
+  missing=$(asr_missing_apt_packages "$1")
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     _asr_log "missing Debian packages: $missing"
@@ -75,7 +81,7 @@ asr_ensure_venv() {
     _asr_pip install torch==2.13.0 || return 1
   fi
   local stamp="$root/.venv/.asr_trainer-installed" want
-  want=$(cat "$root/setup.cfg" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  want=$(cat "$root/setup.cfg" "$root/setup.py" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     _asr_log "pip install -e .[synth,dev]"
     _asr_pip install -e "$root[synth,dev]" || return 1
@@ -83,14 +89,15 @@ asr_ensure_venv() {
   fi
 }
 
+# asr_setup_env ROOT [CORPUS]: CORPUS (default $ASR_CORPUS, else synth) picks the Debian packages
 asr_setup_env() {
-  local root=$1
+  local root=$1 corpus=${2:-${ASR_CORPUS:-synth}}
   if [ "${ASR_SETUP:-}" = none ]; then  # an environment brought by the user (a GPU node's own torch)
     _asr_log "ASR_SETUP=none: using $(command -v python3) as it is, no installs"
     export PYTHONUNBUFFERED=1
     return 0
   fi
-  asr_ensure_apt_packages || return 1
+  asr_ensure_apt_packages "$corpus" || return 1
   asr_ensure_venv "$root" || return 1
   export PYTHONUNBUFFERED=1
 }

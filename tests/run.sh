@@ -6,5 +6,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=../local/setup_env.sh
 source local/setup_env.sh
-asr_setup_env "$root"
+asr_setup_env "$root" synth   # the suite builds the synthetic quick corpus
 exec python -m pytest -q -ra --durations=15 "$@"

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from asr_trainer.config import load_config
+from asr_trainer.default_conf import find_config
 from asr_trainer.log import setup_logging
 
 HELP = ("train a CTC acoustic model: one worker, or N workers under a sync strategy "
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none|allreduce|gtc|bmuf|hybrid (default: the 1-worker baseline; allreduce "
                              "under torchrun or with --simulate-workers)")
     parser.add_argument("--sync-config", type=Path, default=None,
-                        help="strategy settings (default conf/sync/NAME.yaml when it exists)")
+                        help="strategy settings (default conf/sync/NAME.yaml: the working directory's, else "
+                             "the package's)")
     parser.add_argument("--simulate-workers", type=int, default=None, metavar="N",
                         help="run N logical workers in this process (not under torchrun)")
     parser.add_argument("--exact-reduction", action="store_true",
@@ -92,8 +94,9 @@ def sync_setup(args: argparse.Namespace, sync_overrides: list[str]):
     world_size = world_size_of(args.simulate_workers)
     name = args.sync or (None if args.sync_config else "allreduce")
     path = args.sync_config
-    if path is None and name is not None and Path(f"conf/sync/{name}.yaml").is_file():
-        path = Path(f"conf/sync/{name}.yaml")
+    if path is None and name is not None:  # an unknown name has no file: load_sync_config names the choices
+        default = find_config(f"conf/sync/{name}.yaml")
+        path = default if default.is_file() else None
     sync_cfg = load_sync_config(path, sync_overrides, name=name)
     check_sync_config(sync_cfg, world_size)
     return sync_cfg, False

@@ -112,7 +112,7 @@ group_size=${group_size:-8}
 case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;; esac
 
 . local/setup_env.sh
-asr_setup_env "$PWD"
+asr_setup_env "$PWD" "$corpus"
 
 # The device (asr_trainer/train/launch_plan.py, as ./run.sh decides it): sets device, device_opts, launch_plan.
 plan=$(asr-trainer launch-plan --device "$device" --gpus "$gpus" --workers 1 --dtype "$dtype") || exit 1
