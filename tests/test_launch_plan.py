@@ -121,3 +121,26 @@ def test_both_recipes_share_the_options(script):
     text = subprocess.run(["bash", script, "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for option in ("--workers", "--epochs", "--device", "--gpus", "--profile", "--nj", "--data-root", "--exp-root"):
         assert re.search(rf"^\s+{option}\b", text, re.M), (script, option)
+
+
+def test_slurm_script_runs_the_recipes_stage_5_on_every_node(tmp_path):
+    """recipes/multinode/train.sbatch with stand-ins for scontrol and srun (node 1 of node0, node1; 8 GPUs)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\necho node0; echo node1\n")
+    (bin_dir / "srun").write_text('#!/usr/bin/env bash\nwhile [[ $1 == --* ]]; do shift; done\n'
+                                  'SLURM_NODEID=1 exec "$@"\n')
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env = {**os.environ, "ASR_FAKE_GPUS": "8", "ASR_SETUP": "none", "SLURM_JOB_NODELIST": "node[0-1]",
+           "SLURM_NNODES": "2", "SLURM_SUBMIT_DIR": str(ROOT),
+           "PATH": os.pathsep.join([str(bin_dir), str(VENV_BIN), os.environ["PATH"]])}
+    if not (VENV_BIN / "asr-trainer").exists():
+        pytest.skip("no .venv at the repository root (the recipe bootstraps one)")
+    proc = subprocess.run(["bash", "recipes/multinode/train.sbatch", "--dry-run", "true", "--strategies", "gtc",
+                           "--data-root", str(tmp_path / "data"), "--exp-root", str(tmp_path / "exp")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [line] = _stage5_lines(proc.stdout)
+    assert "--nnodes 2 --node-rank 1 --rdzv-backend c10d --rdzv-endpoint node0:29400" in line
+    assert "--nproc-per-node 8" in line and "gtc-w16 " in line and " device=cuda " in line
