@@ -45,7 +45,7 @@ def strategy_speedup(workers: int, machine: Machine) -> float:
 def estimate_lines(audio_s: float, epochs: int, rtf: float, work: Workload, machine: Machine) -> list[str]:
     """The console lines of the estimate: one per part, then ``estimated: <total>``."""
     run_s = epochs * audio_s / rtf
-    lines = [f"training: {epochs} epochs x {audio_s / 3600:.2f} h of audio at {rtf:.0f}x real time "
+    lines = [f"training: {epochs} epochs x {format_duration(audio_s)} of audio at {rtf:.0f}x real time "
              f"(probe on {machine.device}): {format_duration(run_s)} a 1-worker run"]
     total = work.baseline_runs * run_s
     if work.baseline_runs:
