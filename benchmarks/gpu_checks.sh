@@ -23,7 +23,8 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} ASR_SETUP=none PYTHONUNBUFFERE
 mkdir -p /tmp/bin  # the console script, without installing the package
 printf '#!/bin/sh\nexec python3 -m asr_trainer.bin.main "$@"\n' > /tmp/bin/asr-trainer
 command -v python > /dev/null || ln -sf "$(command -v python3)" /tmp/bin/python  # the recipes call python
-chmod +x /tmp/bin/asr-trainer
+command -v torchrun > /dev/null || printf '#!/bin/sh\nexec python3 -m torch.distributed.run "$@"\n' > /tmp/bin/torchrun
+chmod +x /tmp/bin/asr-trainer /tmp/bin/torchrun 2>/dev/null
 export PATH=/tmp/bin:$PATH
 
 part() {  # part NAME SECONDS COMMAND...: run with a time limit, output to OUT/NAME.txt and the terminal
@@ -47,6 +48,23 @@ study() {  # the quick study at 32/64/128 workers: baseline first, then one reci
   recipes/scaling/run.sh "${opts[@]}" --strategies "allreduce gtc bmuf hybrid" --stage 5
 }
 
+launch() {  # the recipes' device decision here (auto: cuda, nccl), then a real run from its torchrun line and
+            # the time estimate on the GPU, on a tone corpus
+  local tmp n
+  tmp=$(mktemp -d)
+  asr-trainer launch-plan --format text && eval "$(asr-trainer launch-plan --dtype bf16)" || return 1
+  [ "$device" = cuda ] && [ "$backend" = nccl ] || { echo "expected cuda and nccl, got $device $backend"; return 1; }
+  python3 -c "import sys, pathlib; from asr_trainer.testing.tones import write_tone_corpus as w; \
+w(pathlib.Path(sys.argv[1]), {'train': 64, 'dev': 4})" "$tmp" > /dev/null 2>&1 || return 1
+  n=${workers%% *}
+  local -n torchrun_line=launch_$n
+  "${torchrun_line[@]}" asr-trainer train --exp-dir "$tmp/exp" --lang-dir "$tmp/lang" --cuts-dir "$tmp/cuts" \
+    --sync allreduce "${device_opts[@]}" num_epochs=2 data.max_duration=10 progress_bar=false || return 1
+  grep "epoch 2/2" "$tmp/exp/log/log-train.txt" || return 1
+  asr-trainer estimate --lang-dir "$tmp/lang" --cuts-dir "$tmp/cuts" --strategy-workers "$n" \
+    "${device_opts[@]}" data.max_duration=10 2> /dev/null
+}
+
 part env 20 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; \
 print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; nproc'
 part tests 90 python3 -m pytest -q -ra -p no:cacheprovider tests/test_cuda.py tests/test_gtc_torch.py tests/test_gtc_triton.py
@@ -56,6 +74,8 @@ part gtc_profile 120 python3 benchmarks/gtc_gpu_profile.py --numel 1e8 --density
 part train_throughput 25 python3 benchmarks/train_throughput.py --device cuda --cuts 120
 part train_throughput_bf16 25 python3 benchmarks/train_throughput.py --device cuda --bf16 --cuts 120
 part step_time 20 python3 benchmarks/step_time.py --device cuda --batch-seconds 2.3 5 10 30 60
+export -f launch
+part launch 90 bash -c launch
 part sim_epoch 70 python3 benchmarks/sim_epoch.py --device cuda --cuts 384 --repeats 1 --workers 1 128
 if [ -n "$data" ] && [[ -z ${GPU_PARTS:-} || " $GPU_PARTS " == *" study "* ]]; then
   [ -e data/synth_quick ] || { mkdir -p data && ln -s "$(cd "$data" && pwd)" data/synth_quick; }
