@@ -125,7 +125,7 @@ sync_cmd() {
 }
 
 # estimate: the time of the selected training and decoding not done yet (asr-trainer estimate: a few training
-# steps timed on this data with the baseline's settings); nothing when nothing is left.
+# steps timed on this data with the baseline's settings); nothing when no training is left.
 estimate() {
   local s n baseline=0 runs=() decodes=0
   if stage_selected 3 && [ ! -f "$exp/baseline/.done" ]; then baseline=1; fi
@@ -136,7 +136,7 @@ estimate() {
       if stage_selected 6 && [ ! -f "$exp/$s-w$n/.decoded" ]; then decodes=$((decodes + 1)); fi
     done
   done
-  [ "$baseline" = 1 ] || [ ${#runs[@]} -gt 0 ] || [ "$decodes" -gt 0 ] || return 0
+  [ "$baseline" = 1 ] || [ ${#runs[@]} -gt 0 ] || return 0
   asr-trainer estimate --config conf/train.yaml "${common[@]}" --baseline-runs "$baseline" \
     --strategy-workers "${runs[*]}" --decodes "$decodes" "${data_opts[@]}" "${train_opts[@]}" "${device_opts[@]}"
 }
