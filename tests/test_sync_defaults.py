@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", sorted(CONFIG_CLASSES))
 def test_shipped_yaml_equals_the_dataclass_defaults(name):
     assert load_sync_config(ROOT / f"conf/sync/{name}.yaml") == CONFIG_CLASSES[name]()
+    assert load_sync_config(None, [f"name={name}"]) == CONFIG_CLASSES[name]()  # settings without a file
+
+
+def test_a_partial_hybrid_bmuf_section_keeps_the_allowed_state():
+    cfg = load_sync_config(None, ["name=hybrid", "bmuf.block_size=3"])
+    assert cfg.bmuf.optimizer_state == "keep" and cfg.bmuf.block_size == 3 and isinstance(cfg.bmuf, BmufConfig)
 
 
 def test_the_measured_best_settings():

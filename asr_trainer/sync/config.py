@@ -102,8 +102,8 @@ class BmufConfig:
     def __post_init__(self) -> None:
         if self.block_size < 1:
             raise ValueError(f"bmuf block_size must be >= 1, got {self.block_size}")
-        rule = self.block_momentum in MOMENTUM_RULES
-        if not rule and not (isinstance(self.block_momentum, (int, float)) and 0 <= self.block_momentum < 1):
+        numeric = isinstance(self.block_momentum, (int, float)) and 0 <= self.block_momentum < 1
+        if self.block_momentum not in MOMENTUM_RULES and not numeric:
             raise ValueError(f"bmuf block_momentum must be in [0, 1), sqrt or linear, got {self.block_momentum}")
         if not self.block_lr > 0:
             raise ValueError(f"bmuf block_lr must be > 0, got {self.block_lr}")
@@ -114,19 +114,25 @@ class BmufConfig:
 
 
 @dataclass(frozen=True)
+class HybridBmufConfig(BmufConfig):
+    """The hybrid's BMUF tier: :class:`BmufConfig` with the local optimizer state kept by default.
+    With GTC's update thresholding (the default) each worker's optimizer belongs to GTC, and the
+    strategy refuses ``reset`` and ``average`` there (they need ``gtc.threshold_on=gradient``)."""
+
+    optimizer_state: Literal["keep", "reset", "average"] = "keep"
+
+
+@dataclass(frozen=True)
 class HybridConfig:
     """GTC inside groups of ``group_size`` workers, BMUF across the groups.
 
     ``group_size``: a number dividing ``N``, or ``auto`` (default, :func:`hybrid_group_size`).
-    The BMUF tier keeps the local optimizer state by default: with GTC's update thresholding
-    (the default) each worker's optimizer belongs to GTC, and the strategy refuses ``reset`` and
-    ``average`` there (they need ``gtc.threshold_on=gradient``).
     """
 
     name: Literal["hybrid"] = "hybrid"
     group_size: Union[int, Literal["auto"]] = "auto"
     gtc: GtcConfig = field(default_factory=GtcConfig)
-    bmuf: BmufConfig = field(default_factory=lambda: BmufConfig(optimizer_state="keep"))
+    bmuf: HybridBmufConfig = field(default_factory=HybridBmufConfig)
 
     def __post_init__(self) -> None:
         if self.group_size != "auto" and not (isinstance(self.group_size, int) and self.group_size >= 1):
