@@ -59,6 +59,8 @@ def test_several_nodes_split_the_workers_and_meet_at_the_endpoint():
     (LaunchRequest(device="gpu"), 1, "--device must be one of"),
     (LaunchRequest(device="cuda", gpus=0), 2, "--gpus 0"),
     (LaunchRequest(gpus=3), 2, "--gpus must be between 1 and the 2 visible"),
+    (LaunchRequest(gpus=2), 0, "--gpus 2 with the device cpu"),
+    (LaunchRequest(device="cpu", gpus=1), 4, "--gpus 1 with the device cpu"),
     (LaunchRequest(workers=(4,)), 2, "needs 4 GPUs a node"),
     (LaunchRequest(workers=(3,), nnodes=2, rdzv_endpoint="h:1"), 8, "multiple of --nnodes 2"),
     (LaunchRequest(nnodes=2), 8, "needs --rdzv-endpoint"),

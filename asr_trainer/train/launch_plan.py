@@ -121,6 +121,9 @@ def resolve_device(device: str, gpus_visible: int) -> str:
 def gpus_per_node(request: LaunchRequest, device: str, gpus_visible: int) -> int:
     """The GPUs a node uses: ``request.gpus`` (checked against the visible ones) or all of them; 0 on cpu."""
     if device == "cpu":
+        if request.gpus:
+            raise UserError(f"--gpus {request.gpus} with the device cpu (--device cpu, or torch sees no GPU): "
+                            "leave --gpus out, or use --gpus 0")
         return 0
     if request.gpus is None:
         return gpus_visible
