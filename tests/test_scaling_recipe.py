@@ -163,7 +163,7 @@ def test_tensorboard_has_per_step_sync_scalars(tone_cuts, tmp_path, name):
 # ---------------------------------------------------------------- the quick study end to end
 def _recipe_copy(dest: Path) -> Path:
     """The recipe files in ``dest`` with the repo's .venv linked; the package itself is the installed one."""
-    for name in ("run.sh", "setup.cfg", "pyproject.toml"):
+    for name in ("run.sh", "setup.cfg", "setup.py", "pyproject.toml"):
         shutil.copy2(ROOT / name, dest / name)
     for name in ("local", "conf", "recipes"):  # conf/data is the corpus settings: keep it
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "exp"))
