@@ -114,9 +114,10 @@ case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick,
 . local/setup_env.sh
 asr_setup_env "$PWD" "$corpus"
 
-# The device (asr_trainer/train/launch_plan.py, as ./run.sh decides it): sets device, device_opts, launch_plan.
+# The device (asr_trainer/train/launch_plan.py, as ./run.sh decides it): sets device (cpu | cuda) and the
+# trainer's settings device_opts; the study's workers are simulated, so the plan's worker counts are not taken.
 plan=$(asr-trainer launch-plan --device "$device" --gpus "$gpus" --workers 1 --dtype "$dtype") || exit 1
-eval "$plan"
+eval "$(grep -E '^(device|device_opts)=' <<< "$plan")"
 if [ -n "$gpus" ] && [ "$gpus" -gt 1 ]; then
   echo "$0: --gpus $gpus: a simulated cluster runs in one process on one GPU (use --gpus 1, or ./run.sh for" \
     "real multi-GPU workers)" >&2
