@@ -146,3 +146,9 @@ def test_slurm_script_runs_the_recipes_stage_5_on_every_node(tmp_path):
     [line] = _stage5_lines(proc.stdout)
     assert "--nnodes 2 --node-rank 1 --rdzv-backend c10d --rdzv-endpoint node0:29400" in line
     assert "--nproc-per-node 8" in line and "gtc-w16 " in line and " device=cuda " in line
+
+
+def test_scaling_recipe_simulates_on_one_gpu(tmp_path):
+    proc = _recipe(tmp_path, "--gpus", "2", gpus=2, script="recipes/scaling/run.sh")
+    assert proc.returncode == 1 and "a simulated cluster runs in one process on one GPU" in proc.stderr
+    assert not (tmp_path / "exp").exists()
