@@ -42,20 +42,26 @@ plan = _plan_module()
 
 
 # ---------------------------------------------------------------- the plan
-def test_worker_duration_caps_the_batch_so_every_worker_gets_min_batches():
-    # 8688 s of audio, 128 workers, >= 8 batches each: at most 8.4 s per batch (never below the longest cut)
-    assert plan.worker_duration(60.0, 8688.0, 5.7, 128, 8) == 8.4
-    assert plan.worker_duration(60.0, 8688.0, 5.7, 4, 8) == 60.0  # the cap does not bind
-    assert plan.worker_duration(60.0, 100.0, 5.7, 128, 8) == 5.7  # the longest cut wins
+def test_worker_batch_caps_the_batch_so_every_worker_gets_min_batches():
+    # 8688 s of audio, 128 workers, >= 8 batches each: at most 8.4 s per batch
+    corpus = plan.Corpus(total=8688.0, longest=5.7, count=3000)
+    assert plan.worker_batch(60.0, corpus, 128, 8) == (8.4, 0)
+    assert plan.worker_batch(60.0, corpus, 4, 8) == (60.0, 0)  # the cap does not bind
+    # 100 s over 128 workers: a cap far below the longest cut gives one-utterance batches
+    assert plan.worker_batch(60.0, plan.Corpus(100.0, 5.7, 40), 128, 8) == (5.7, 1)
 
 
-def test_worker_duration_caps_the_batch_so_every_run_makes_min_updates():
+def test_worker_batch_caps_the_batch_so_every_run_makes_min_updates():
+    corpus = plan.Corpus(total=8688.0, longest=5.7, count=3000)
     # 8688 s x 15 epochs / (32 workers x 500 updates) = 8.145 s per batch, rounded down to 8.1
-    assert plan.worker_duration(60.0, 8688.0, 5.7, 32, 8, min_updates=500, epochs=15) == 8.1
-    assert plan.worker_duration(60.0, 8688.0, 5.7, 32, 8, min_updates=0, epochs=15) == 33.9  # min_batches only
-    # 128 workers would need 2.04 s: a batch cannot be shorter than the longest cut
-    assert plan.worker_duration(60.0, 8688.0, 5.7, 128, 8, min_updates=500, epochs=15) == 5.7
-    assert plan.worker_duration(60.0, 38304.0, 6.5, 128, 8, min_updates=500, epochs=15) == 8.9  # the study profile
+    assert plan.worker_batch(60.0, corpus, 32, 8, min_updates=500, epochs=15) == (8.1, 0)
+    assert plan.worker_batch(60.0, corpus, 32, 8, min_updates=0, epochs=15) == (33.9, 0)  # min_batches only
+    # 128 workers would need 2.04 s, under the longest cut: one utterance a batch (not the longest cut's seconds)
+    assert plan.worker_batch(60.0, corpus, 128, 8, min_updates=500, epochs=15) == (5.7, 1)
+    study = plan.Corpus(total=38301.0, longest=6.5, count=16722)  # the study profile, 4 epochs
+    assert plan.worker_batch(60.0, study, 32, 8, min_updates=500, epochs=4) == (9.5, 0)  # 9.576 s
+    assert plan.worker_batch(60.0, study, 64, 8, min_updates=500, epochs=4) == (6.5, 1)  # 4.79 s < 6.5 s
+    assert plan.worker_batch(60.0, study, 128, 8, min_updates=500, epochs=4) == (6.5, 1)
 
 
 def test_plan_rejects_group_sizes_that_do_not_divide_and_single_workers():
@@ -78,7 +84,9 @@ def tone_cuts(tmp_path_factory):
 def test_plan_counts_steps_scales_warmup_and_block(tone_cuts):
     cfg = load_config(TrainConfig, None, ["data.max_duration=4.0", "optim.warmup_steps=20", "num_epochs=3"])
     cuts = load_cuts(tone_cuts, "synth", "train")
-    cells = plan.plan(cfg, cuts, [2, 4], plan.PlanConfig(min_batches=3, bmuf_syncs=2, group_size=2))
+    epochs, cells = plan.plan(cfg, cuts, [2, 4], plan.PlanConfig(min_batches=3, min_updates=0, bmuf_syncs=2,
+                                                                 group_size=2), epochs=3)
+    assert epochs == 3
     base_steps = plan.steps_per_epoch(cuts, cfg.data, 1, cfg.seed)
     total = sum(c.duration for c in cuts)
     for cell in cells:
@@ -90,17 +98,33 @@ def test_plan_counts_steps_scales_warmup_and_block(tone_cuts):
     assert cells[0].steps * 2 >= cells[1].steps  # more workers: no more steps per epoch
 
 
-def test_plan_meets_min_updates_or_warns_that_the_longest_cut_binds(tone_cuts, capsys):
+def test_plan_chooses_the_fewest_epochs_that_give_min_updates(tone_cuts, capsys):
+    """32 cuts over 8 workers: one-utterance batches give 4 steps an epoch, so 20 updates need 5 epochs;
+    at 2 workers the batch is capped so that 5 epochs also give >= 20 updates; 4 epochs would not do."""
+    cfg = load_config(TrainConfig, None, ["data.max_duration=40.0"])
+    cuts = load_cuts(tone_cuts, "synth", "train")
+    epochs, cells = plan.plan(cfg, cuts, [2, 8], plan.PlanConfig(min_batches=1, min_updates=20, group_size=2))
+    assert epochs == 5
+    assert [c.steps * epochs >= 20 for c in cells] == [True, True]
+    assert (cells[1].max_cuts, cells[1].steps) == (1, 4)
+    _, fewer = plan.plan(cfg, cuts, [2, 8], plan.PlanConfig(min_batches=1, min_updates=20, group_size=2), epochs=4)
+    assert fewer[1].steps * 4 < 20
+    assert "make 16 updates < --min-updates 20" in capsys.readouterr().err
+
+
+def test_plan_one_utterance_batches_at_any_worker_count(tone_cuts, capsys):
     cfg = load_config(TrainConfig, None, ["data.max_duration=40.0", "num_epochs=4"])
     cuts = load_cuts(tone_cuts, "synth", "train")
-    few = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=0, group_size=2))
+    _, few = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=0, group_size=2), epochs=4)
     assert few[0].steps * 4 < 20  # without the cap: 40 s batches, few updates
-    (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=20, group_size=2))
+    _, (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=20, group_size=2), epochs=4)
     assert cell.steps * 4 >= 20 and cell.max_duration < 40.0
     assert "WARNING" not in capsys.readouterr().err
-    (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=10_000, group_size=2), epochs=2)
+    _, (cell,) = plan.plan(cfg, cuts, [2], plan.PlanConfig(min_batches=1, min_updates=10_000, group_size=2),
+                           epochs=2)
+    assert (cell.max_cuts, cell.steps) == (1, 16)  # 32 cuts, one a batch, over 2 workers
     assert cell.max_duration == math.ceil(10 * max(c.duration for c in cuts)) / 10
-    assert f"make {cell.steps * 2} updates < --min-updates 10000" in capsys.readouterr().err
+    assert "make 32 updates < --min-updates 10000" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- TensorBoard scalars per strategy
@@ -182,7 +206,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
                            "--data-root", str(quick_data_root),
                            "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
-                           "--bmuf-opts", "block_lr=0.9"],
+                           "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = work / "exp" / QUICK_TAG / "scaling_quick"
@@ -215,3 +239,11 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     assert "estimate for the" in proc.stderr  # the measured time per run, extrapolated
     assert not list(study.glob("*/strategy-*.pt"))  # resume-only state removed after each finished run
     assert (study / "plan.tsv").read_text().count("\n") == 2
+    assert [line.split("\t")[6] for line in (study / "plan.tsv").read_text().splitlines()] == ["2", "2"]  # epochs
+    names = {r["name"] for r in rows}  # the seed runs: the baseline, and dense all-reduce at the largest N
+    assert {"baseline-seed43", "allreduce-w8-seed43"} <= names and "allreduce-w4-seed43" not in names
+    for name in ("baseline", "baseline-seed43", "gtc-w8"):  # every run trains the plan's 2 epochs
+        assert len(json.loads((study / name / "train-summary.json").read_text())["epochs"]) == 2, name
+    assert yaml.safe_load((study / "baseline-seed43" / "train.yaml").read_text())["seed"] == 43
+    report = (study / "report" / "report.md").read_text()
+    assert "## Spread between seeds" in report and "| allreduce-w8 | 2 |" in report and "| baseline | 2 |" in report

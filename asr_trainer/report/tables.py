@@ -15,6 +15,7 @@ from typing import Sequence
 from asr_trainer.report.bootstrap import Interval
 from asr_trainer.report.collect import ReportConfig, Row
 from asr_trainer.report.cost_model import Scenario
+from asr_trainer.report.spread import seed_spreads, spread_markdown
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def report_markdown(rows: Sequence[Row], cfg: ReportConfig, scenario: Scenario, 
         f"Test set `{cfg.set_name}`, decoding `{cfg.method}`; baseline `{base.name}` (1 worker): "
         f"WER {base.test_wer:.2f}% on {base.num_utts} utterances, {base.ref_words} words.\n",
         markdown_table(rows),
+        spread_markdown(seed_spreads(rows)),
         "## What is measured and what is modelled\n",
         "- MEASURED: optimizer updates of the run and its dev loss (CTC loss per output frame) after the "
         "last epoch, from `train-summary.json` (the dev-loss plot draws every epoch): a run far from the "

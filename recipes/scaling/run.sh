@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 stage=0
 stop_stage=100
-profile=study          # quick | default | study: the main recipe's profile whose data (and baseline) are reused;
+profile=study          # quick | default | study: the main recipe's profile whose data/<tag> is reused;
                        # study (10.6 h of training audio): >= 500 updates per run at 128 workers; quick: the
                        # tiny version (workers "4 8", 2 epochs, a tiny model, cheap decoding; the tests run it)
 corpus=synth           # the main recipe's --corpus (with --corpus-dir for a non-synthetic one)
@@ -32,6 +32,11 @@ group_size=            # hybrid: GTC inside groups of this many workers (8 GPUs 
 min_batches=8          # each worker gets at least this many batches per epoch (caps its max_duration)
 min_updates=           # each run makes at least this many optimizer steps (caps its max_duration; 0: no cap);
                        # default 500 (0 with --profile quick)
+epochs=                # epochs of every run, the baseline's too; default: the fewest giving --min-updates at
+                       # the largest N (2 with --profile quick)
+seeds="42 43 44"       # the baseline and dense all-reduce at --seed-workers train once per seed (the spread
+                       # between training runs); every other run trains with the first seed
+seed_workers=          # the N whose dense all-reduce runs take every seed (default: the largest --workers)
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
@@ -53,8 +58,8 @@ keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / res
 help_message="Usage: $0 [options]
 Options:
   --stage N / --stop-stage M  stages to run (default $stage..$stop_stage)
-  --profile P           quick | default | study: whose data/<tag> (and baseline) are reused (default $profile);
-                        quick: the tiny version (workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding)
+  --profile P           quick | default | study: whose data/<tag> is reused (default $profile); quick: the tiny
+                        version (workers \"4 8\", group size 2, 2 epochs, tiny model, cheap decoding)
   --corpus NAME, --corpus-dir DIR, --units U   as in ./run.sh, for building data/<tag> when missing
   --tag T               data/T and exp/T (default <corpus>_<profile>)
   --data-root DIR       parent of data/<tag> (default $data_root), passed on to ./run.sh
@@ -67,6 +72,10 @@ Options:
   --min-batches M       per-worker max_duration <= train audio / (N * M) (default $min_batches)
   --min-updates U       per-worker max_duration <= train audio * epochs / (N * U), so every run makes >= U
                         updates unless the longest cut binds (then plan.py warns) (default 500; 0 with --profile quick)
+  --epochs E            epochs of every run, the baseline's too (default: the fewest that give --min-updates
+                        updates at the largest N, one-utterance batches where needed; 2 with --profile quick)
+  --seeds \"S...\"        seeds of the baseline and of dense all-reduce at --seed-workers (default \"$seeds\")
+  --seed-workers N      the worker count whose dense run takes every seed (default: the largest --workers)
   --bmuf-block K        BMUF / hybrid block size (default 0: ceil(steps per epoch / --bmuf-syncs), <= 50)
   --bmuf-syncs B        block syncs per epoch of the automatic block size (default $bmuf_syncs)
   --bmuf-opts "k=v..."  BMUF settings (conf/sync/bmuf.yaml keys, e.g. \"block_momentum=linear nesterov=true\")
@@ -84,24 +93,26 @@ Options:
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
 Stages:
   0 data       data/<tag> features and lang (./run.sh --stop-stage 2 when missing)
-  1 baseline   the 1-worker baseline: exp/<tag>/baseline of ./run.sh (trained by it when missing),
-               linked as exp/<tag>/<study>/baseline; with --profile quick a tiny baseline of its own
-  2 plan       per N: per-worker batch, steps per epoch, scaled warm-up, BMUF block (plan.tsv)
-  3 train      every strategy x N, simulated (--simulate-workers N), the baseline's settings and epochs;
-               prints the measured time per run and the estimate for the rest
+  1 plan       the epochs; per N: per-worker batch, steps per epoch, scaled warm-up, BMUF block (plan.tsv)
+  2 baseline   the study's own 1-worker baseline (exp/<tag>/<study>/baseline), the plan's epochs, one run
+               per --seeds value (baseline-seed<S> after the first)
+  3 train      every strategy x N, simulated (--simulate-workers N), the baseline's settings and epochs,
+               dense all-reduce at --seed-workers once per seed; prints the time per run and the estimate
   4 decode     HLG decoding of the baseline and every run
   5 report     exp/<tag>/<study>/report: asr-trainer report (report.md, results.csv, plots)
 "
 
 . local/parse_options.sh
 
+quick_train=()         # the quick profile's training settings (below)
 if [ "$profile" = quick ]; then
   workers=${workers:-"4 8"}
   group_size=${group_size:-2}
   study=${study:-scaling_quick}
   min_updates=${min_updates:-0}   # the quick corpus is far too small for 500 updates per run
-  # Tiny model and 2 epochs; decoding with one acoustic scale and a narrow beam.
-  quick_train=(num_epochs=2 data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
+  epochs=${epochs:-2}
+  # Tiny model; decoding with one acoustic scale and a narrow beam.
+  quick_train=(data.max_duration=40 optim.warmup_steps=10 optim.lr=0.003 num_threads=2
                model.tdnn_lstm.conv_dim=48 model.tdnn_lstm.num_conv_layers=2 model.tdnn_lstm.lstm_dim=48
                model.tdnn_lstm.num_lstm_layers=1)
   decode_opts="acoustic_scales=[1.0] blank_penalties=[0.0,2.0] beam=8.0 max_active=1000 bootstrap_replications=200 $decode_opts"
@@ -155,41 +166,42 @@ if run_stage 0 data "$dir/.data-done"; then
   finish_stage 0 data "$dir/.data-done" "$t0"
 fi
 
-# ------------------------------------------------------------------ 1: the 1-worker baseline
-base=$dir/baseline
-if [ "$profile" = quick ]; then
-  if run_stage 1 baseline "$base/.done"; then
-    t0=$(date +%s)
-    logged 1 baseline asr-trainer train --config conf/train.yaml --exp-dir "$base" "${common[@]}" \
-      "data.corpus=$corpus" "${quick_train[@]}" "${extra_train[@]}" progress_bar=false
-    [ "$keep_state" = true ] || rm -f "$base"/strategy-*.pt
-    finish_stage 1 baseline "$base/.done" "$t0"
-  fi
-elif run_stage 1 baseline "$dir/.baseline-linked"; then
-  t0=$(date +%s)
-  [ -f "$exp_root/$tag/baseline/.done" ] || logged 1 baseline ./run.sh --stage 3 --stop-stage 3 "${main_opts[@]}"
-  [ -e "$base" ] || ln -s ../baseline "$base"
-  log "stage 1 (baseline): $base -> $exp_root/$tag/baseline"
-  finish_stage 1 baseline "$dir/.baseline-linked" "$t0"
-fi
-
-# run_epochs: the epochs of the study's runs (num_epochs= in --train-opts, else 0: the baseline's)
-run_epochs() {
-  local kv epochs=0
-  for kv in $train_opts; do case $kv in num_epochs=*) epochs=${kv#num_epochs=} ;; esac; done
-  echo "$epochs"
-}
-
-# ------------------------------------------------------------------ 2: the plan (cheap; always redone)
+# ------------------------------------------------------------------ 1: the plan (cheap; always redone)
+# The study's training settings (its baseline's): conf/train.yaml, the quick profile's, then --train-opts.
+study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "${extra_train[@]}")
 plan=$dir/plan.tsv
-if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
-  log "stage 2 (plan): per-worker batches, steps, warm-up and BMUF blocks -> $plan"
-  plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config "$base/train.yaml" --workers "$workers"
-             --min-batches "$min_batches" --min-updates "$min_updates" --epochs "$(run_epochs)"
+if [ 1 -ge "$stage" ] && [ 1 -le "$stop_stage" ]; then
+  log "stage 1 (plan): epochs, per-worker batches, steps, warm-up and BMUF blocks -> $plan"
+  plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config conf/train.yaml --workers "$workers"
+             --min-batches "$min_batches" --min-updates "$min_updates" --epochs "${epochs:-0}"
              --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block" --group-size "$group_size")
   [ "$scale_warmup" = true ] || plan_opts+=(--no-scale-warmup)
-  python recipes/scaling/local/plan.py "${plan_opts[@]}" > "$plan.tmp" 2> >(tee -a "$log_dir/stage2-plan.log" >&2)
+  python recipes/scaling/local/plan.py "${plan_opts[@]}" "${study_opts[@]}" > "$plan.tmp" \
+    2> >(tee -a "$log_dir/stage1-plan.log" >&2)
   mv "$plan.tmp" "$plan"
+fi
+[ -f "$plan" ] || { log "no $plan: run stage 1"; exit 1; }
+study_epochs=$(head -n 1 "$plan" | cut -f 7)
+seed_workers=${seed_workers:-$(cut -f 1 "$plan" | sort -n | tail -n 1)}
+read -r -a seed_list <<< "$seeds"
+[ "${#seed_list[@]}" -ge 1 ] || { echo "$0: --seeds is empty" >&2; exit 1; }
+
+# seeded NAME SEED: the run name of a seed (the first seed's run keeps NAME)
+seeded() { if [ "$2" = "${seed_list[0]}" ]; then echo "$1"; else echo "$1-seed$2"; fi; }
+
+# ------------------------------------------------------------------ 2: the study's 1-worker baselines
+base=$dir/baseline
+if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
+  for seed in "${seed_list[@]}"; do
+    run_dir=$dir/$(seeded baseline "$seed")
+    run_stage 2 baseline "$run_dir/.done" || continue
+    t0=$(date +%s)
+    logged 2 baseline asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
+      "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
+    [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
+    finish_stage 2 baseline "$run_dir/.done" "$t0"
+    echo -e "$(basename "$run_dir")\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+  done
 fi
 
 # prefixed PREFIX "k=v ...": each k=v as PREFIXk=v (the --bmuf-opts / --gtc-opts of one tier)
@@ -219,12 +231,15 @@ estimate() {
       "$((secs / done * left / 60)) min (plus about 1 min of decoding per run)"
 }
 
-cells() {  # every "strategy N max_duration steps warmup block" of the plan
-  local s n d steps warmup block
-  [ -f "$plan" ] || { log "no $plan: run stage 2"; exit 1; }
+cells() {  # every "name strategy N seed max_duration max_cuts steps warmup block" of the plan
+  local s n d cuts steps warmup block seed seeds_here
   for s in $strategies; do
-    while IFS=$'\t' read -r n d steps warmup block; do
-      echo "$s $n $d $steps $warmup $block"
+    while IFS=$'\t' read -r n d cuts steps warmup block _; do
+      seeds_here=${seed_list[0]}
+      [ "$s" = allreduce ] && [ "$n" = "$seed_workers" ] && seeds_here=${seed_list[*]}
+      for seed in $seeds_here; do
+        echo "$(seeded "$s-w$n" "$seed") $s $n $seed $d $cuts $steps $warmup $block"
+      done
     done < "$plan"
   done
 }
@@ -236,41 +251,43 @@ if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
     "$base/train.yaml")  # seconds of audio per baseline step: what optim.lr was set for
   mapfile -t todo < <(cells)
   measured=0; runs=0; left=0
-  for cell in "${todo[@]}"; do read -r s n _ <<< "$cell"; [ -f "$dir/$s-w$n/.done" ] || left=$((left + 1)); done
+  for cell in "${todo[@]}"; do read -r name _ <<< "$cell"; [ -f "$dir/$name/.done" ] || left=$((left + 1)); done
   for cell in "${todo[@]}"; do
-    read -r s n d steps warmup block <<< "$cell"
-    run_dir=$dir/$s-w$n
+    read -r name s n seed d cuts steps warmup block <<< "$cell"
+    run_dir=$dir/$name
     run_stage 3 train "$run_dir/.done" || continue
     t0=$(date +%s)
-    log "stage 3 (train): $s at $n simulated workers: $d s/batch/worker, ~$steps steps/epoch, warm-up $warmup"
+    batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
+    log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
+        "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup"
     # shellcheck disable=SC2046
     # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
     logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" --resume \
       --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
-      "data.max_duration=$d" "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
+      "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed" \
+      "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
       "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
       progress_bar=false "${extra_train[@]}"
     [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
     finish_stage 3 train "$run_dir/.done" "$t0"
     left=$((left - 1))
     measured=$((measured + $(date +%s) - t0)); runs=$((runs + 1))
-    echo -e "$s-w$n\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+    echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
     estimate "$measured" "$runs" "$left"
   done
 fi
 
 # ------------------------------------------------------------------ 4: HLG decoding
 if [ 4 -ge "$stage" ] && [ 4 -le "$stop_stage" ]; then
-  names=(baseline)
-  while read -r s n _; do names+=("$s-w$n"); done < <(cells)
+  names=()
+  for seed in "${seed_list[@]}"; do names+=("$(seeded baseline "$seed")"); done
+  while read -r name _; do names+=("$name"); done < <(cells)
   for name in "${names[@]}"; do
     run_stage 4 decode "$dir/$name/.decoded-hlg" || continue
-    [ -f "$dir/$name/.done" ] || { log "stage 4 (decode): $dir/$name is not trained (stage 3)"; exit 1; }
+    [ -f "$dir/$name/.done" ] || { log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; exit 1; }
     t0=$(date +%s)
-    if [ -z "$decode_opts" ] && [ -f "$dir/$name/recogs-test-hlg.txt" ]; then
-      log "stage 4 (decode): $name was HLG-decoded with the default settings already (by ./run.sh); reusing it"
-    else logged 4 decode asr-trainer decode --exp-dir "$dir/$name" --method hlg "${common[@]}" "corpus=$corpus" \
-      "${extra_decode[@]}"; fi
+    logged 4 decode asr-trainer decode --exp-dir "$dir/$name" --method hlg "${common[@]}" "corpus=$corpus" \
+      "${extra_decode[@]}"
     grep -h . "$dir/$name/wer-summary-test-hlg.txt" | tee -a "$log_dir/stage4-decode.log"
     finish_stage 4 decode "$dir/$name/.decoded-hlg" "$t0"
   done

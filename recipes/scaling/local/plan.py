@@ -1,33 +1,30 @@
 #!/usr/bin/env python3
-"""Per worker count, the settings of the scaling study's simulated runs (called by ../run.sh).
+"""The scaling study's plan: its epochs and, per worker count, the settings of its runs (called by ../run.sh).
 
-The study is data-parallel with the same epochs as the 1-worker baseline: at
-``N`` workers a step consumes ``N`` minibatches, so an epoch has about ``1/N``
-of the baseline's steps. Per ``N`` this script derives, from the baseline's
-``train.yaml`` and the training cuts:
+The study compares runs at the same epochs, as the paper does: at ``N`` workers a step consumes ``N``
+minibatches, so an epoch has about ``1/N`` of the 1-worker baseline's steps. From the study's training
+settings (``conf/train.yaml`` with the recipe's overrides: the baseline's) and the training cuts:
 
-* ``max_duration`` (seconds of audio per worker per batch): the baseline's,
-  capped at ``T / (N * min_batches)`` (``T``: training audio) so every worker
-  gets at least ``min_batches`` batches per epoch, and at ``T * E / (N * min_updates)``
-  (``E``: epochs) so the run makes at least ``min_updates`` optimizer steps, but
-  never below the longest cut (the sampler cannot split a cut). When the longest
-  cut binds, the run makes fewer updates; a warning says so (a larger corpus, e.g.
-  ``--profile study``, is the remedy). Under the ``min_updates`` cap the global
-  batch ``N * max_duration`` is about the same at every ``N``: the study holds the
-  updates, not the per-worker batch, fixed once the corpus is too small for both.
+* ``epochs`` ``E`` (unless ``--epochs``): the smallest ``E`` whose runs all make at least ``min_updates``
+  optimizer steps; the baseline trains the same ``E``. The run at the largest ``N`` binds: at one utterance
+  per worker batch it makes ``ceil(cuts / N)`` steps an epoch.
+* per ``N``, the per-worker batch: the baseline's ``max_duration``, capped at ``T / (N * min_batches)``
+  (``T``: training audio) so every worker gets at least ``min_batches`` batches an epoch, and at
+  ``T * E / (N * min_updates)`` so the run makes at least ``min_updates`` steps. A cap below the longest
+  cut gives one-utterance batches (``max_cuts = 1``, ``max_duration`` the longest cut): a batch is never
+  less than one cut. Under the ``min_updates`` cap the global batch ``N * max_duration`` is about the same
+  at every ``N``.
 * ``steps``: optimizer steps per epoch, counted with the trainer's own sampler.
-* ``warmup``: the baseline's ``optim.warmup_steps`` scaled by the ratio of steps
-  per epoch (the same fraction of training warms up; at least 1), unless
-  ``--no-scale-warmup``.
-* ``block``: the BMUF / hybrid block size: ``--bmuf-block`` when given, else
-  ``ceil(steps / bmuf_syncs)`` clamped to ``[1, 50]`` (50: the paper's example;
-  the open block is also closed at every epoch end).
+* ``warmup``: the baseline's ``optim.warmup_steps`` scaled by the ratio of steps per epoch (the same
+  fraction of training warms up; at least 1), unless ``--no-scale-warmup``.
+* ``block``: the BMUF / hybrid block size: ``--bmuf-block`` when given, else ``ceil(steps / bmuf_syncs)``
+  clamped to ``[1, 50]`` (50: the paper's example; the open block is also closed at every epoch end).
 
-Output: one tab-separated line ``N max_duration steps warmup block`` per worker
-count on stdout (for the recipe), and a readable table on stderr.
+Output: one tab-separated line ``N max_duration max_cuts steps warmup block epochs`` per worker count on
+stdout (for the recipe), and a readable table on stderr.
 
-    python recipes/scaling/local/plan.py --cuts data/synth_default/fbank/synth_cuts_train.jsonl.gz \\
-        --train-config exp/synth_default/baseline/train.yaml --workers "32 64 128" --group-size 8
+    python recipes/scaling/local/plan.py --cuts data/synth_study/fbank/synth_cuts_train.jsonl.gz \\
+        --train-config conf/train.yaml --workers "32 64 128" --group-size 8 [key=value ...]
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from pathlib import Path
 from asr_trainer.errors import UserError
 
 MAX_BLOCK = 50  # the paper's (and conf/sync/bmuf.yaml's) block size: the upper end of the automatic choice
+MAX_EPOCHS = 1000  # the search for the epochs gives up beyond this (a clear error, not a loop)
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,23 @@ class PlanConfig:
 
 @dataclass(frozen=True)
 class Cell:
-    """Settings of the runs at one worker count (durations in seconds)."""
+    """Settings of the runs at one worker count (durations in seconds; ``max_cuts`` 0: no limit)."""
 
     workers: int
     max_duration: float
+    max_cuts: int
     steps: int
     warmup: int
     block: int
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What the plan needs of the training cuts: ``total`` and ``longest`` in seconds, their number."""
+
+    total: float
+    longest: float
+    count: int
 
 
 def steps_per_epoch(cuts, data_cfg, workers: int, seed: int) -> int:
@@ -85,14 +93,18 @@ def steps_per_epoch(cuts, data_cfg, workers: int, seed: int) -> int:
     return sum(1 for _ in sampler)
 
 
-def worker_duration(base: float, total: float, longest: float, workers: int, min_batches: int,
-                    min_updates: int = 0, epochs: int = 1) -> float:
-    """Per-worker ``max_duration`` in seconds: ``base`` capped at ``total / (workers * min_batches)`` and
-    (``min_updates > 0``) at ``total * epochs / (workers * min_updates)``, at least ``longest``."""
-    cap = total / (workers * min_batches)
+def worker_batch(base: float, corpus: Corpus, workers: int, min_batches: int, min_updates: int = 0,
+                 epochs: int = 1) -> tuple[float, int]:
+    """Per-worker ``(max_duration, max_cuts)``: ``base`` seconds capped at ``total / (workers * min_batches)``
+    and (``min_updates > 0``) at ``total * epochs / (workers * min_updates)``, rounded down to 0.1 s; a cap
+    below the longest cut gives one-utterance batches ``(longest rounded up, 1)``."""
+    cap = corpus.total / (workers * min_batches)
     if min_updates:
-        cap = min(cap, total * epochs / (workers * min_updates))
-    return max(min(base, math.floor(10 * cap) / 10), math.ceil(10 * longest) / 10)
+        cap = min(cap, corpus.total * epochs / (workers * min_updates))
+    seconds = min(base, math.floor(10 * cap) / 10)
+    if seconds < corpus.longest:
+        return math.ceil(10 * corpus.longest) / 10, 1
+    return seconds, 0
 
 
 def check_workers(workers: list[int], group_size: int) -> None:
@@ -108,56 +120,100 @@ def check_workers(workers: list[int], group_size: int) -> None:
                         "pick --group-size dividing every --workers value")
 
 
-def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int = 0) -> list[Cell]:
-    """One :class:`Cell` per worker count (``train_cfg``: the baseline's TrainConfig; ``epochs``: those of the
-    study's runs, 0 for the baseline's)."""
-    epochs = epochs or train_cfg.num_epochs
-    check_workers(workers, cfg.group_size)
+def corpus_of(train_cfg, cuts) -> tuple[Corpus, object]:
+    """The :class:`Corpus` of ``cuts`` as the trainer takes them (``data.max_train_cuts``), and those cuts."""
     if train_cfg.data.max_train_cuts:  # as the trainer does (asr_trainer.data.cuts.trainable_cuts)
         cuts = cuts.subset(first=min(train_cfg.data.max_train_cuts, len(cuts)))
     durations = [c.duration for c in cuts]
     if not durations:
         raise UserError("the training cuts are empty")
-    total, longest = sum(durations), max(durations)
-    base_steps = steps_per_epoch(cuts, train_cfg.data, 1, train_cfg.seed)
+    return Corpus(sum(durations), max(durations), len(durations)), cuts
+
+
+def cells_at(train_cfg, cuts, corpus: Corpus, workers: list[int], cfg: PlanConfig, epochs: int,
+             base_steps: int) -> list[Cell]:
+    """One :class:`Cell` per worker count for runs of ``epochs`` epochs."""
     cells = []
     for n in workers:
-        data = dataclasses.replace(train_cfg.data, max_duration=worker_duration(
-            train_cfg.data.max_duration, total, longest, n, cfg.min_batches, cfg.min_updates, epochs))
+        seconds, max_cuts = worker_batch(train_cfg.data.max_duration, corpus, n, cfg.min_batches, cfg.min_updates,
+                                         epochs)
+        data = dataclasses.replace(train_cfg.data, max_duration=seconds, max_cuts=max_cuts)
         steps = steps_per_epoch(cuts, data, n, train_cfg.seed)
         warmup = train_cfg.optim.warmup_steps
         if cfg.scale_warmup:
             warmup = max(1, round(warmup * steps / base_steps))
         block = cfg.bmuf_block or min(MAX_BLOCK, max(1, math.ceil(steps / cfg.bmuf_syncs)))
-        cells.append(Cell(n, data.max_duration, steps, warmup, block))
-    print(f"training audio {total:.0f} s in {len(durations)} cuts (longest {longest:.1f} s); baseline: "
-          f"{train_cfg.data.max_duration:g} s per batch, {base_steps} steps per epoch, warm-up "
-          f"{train_cfg.optim.warmup_steps} steps; {epochs} epochs", file=sys.stderr)
-    print(f"{'workers':>8} {'s/batch/worker':>15} {'steps/epoch':>12} {'total steps':>12} {'warm-up':>8} "
-          f"{'bmuf block':>11} {'hybrid groups':>14}", file=sys.stderr)
+        cells.append(Cell(n, seconds, max_cuts, steps, warmup, block))
+    return cells
+
+
+def choose_epochs(train_cfg, cuts, corpus: Corpus, workers: list[int], cfg: PlanConfig,
+                  base_steps: int) -> tuple[int, list[Cell]]:
+    """The smallest epochs whose cells all make ``cfg.min_updates`` steps, and those cells.
+
+    The search starts where one-utterance batches at the largest ``N`` would just suffice
+    (``ceil(min_updates / ceil(cuts / N))``) and goes up one epoch at a time.
+    """
+    if not cfg.min_updates:
+        raise UserError("choosing the epochs needs --min-updates > 0 (or give --epochs)")
+    epochs = max(1, math.ceil(cfg.min_updates / math.ceil(corpus.count / max(workers))))
+    while epochs <= MAX_EPOCHS:
+        cells = cells_at(train_cfg, cuts, corpus, workers, cfg, epochs, base_steps)
+        if all(c.steps * epochs >= cfg.min_updates for c in cells):
+            return epochs, cells
+        epochs += 1
+    raise UserError(f"no epochs up to {MAX_EPOCHS} give {cfg.min_updates} updates at {max(workers)} workers "
+                    f"on {corpus.count} cuts")
+
+
+def plan(train_cfg, cuts, workers: list[int], cfg: PlanConfig, epochs: int = 0) -> tuple[int, list[Cell]]:
+    """The study's epochs and one :class:`Cell` per worker count (``train_cfg``: the study's training
+    settings, those of its baseline; ``epochs``: 0 to choose them from ``cfg.min_updates``)."""
+    check_workers(workers, cfg.group_size)
+    corpus, cuts = corpus_of(train_cfg, cuts)
+    base_steps = steps_per_epoch(cuts, train_cfg.data, 1, train_cfg.seed)
+    if epochs:
+        cells = cells_at(train_cfg, cuts, corpus, workers, cfg, epochs, base_steps)
+    else:
+        epochs, cells = choose_epochs(train_cfg, cuts, corpus, workers, cfg, base_steps)
+    print_table(train_cfg, corpus, cells, cfg, epochs, base_steps)
+    return epochs, cells
+
+
+def print_table(train_cfg, corpus: Corpus, cells: list[Cell], cfg: PlanConfig, epochs: int,
+                base_steps: int) -> None:
+    """The plan for a reader, on stderr; a warning for each run under ``--min-updates``."""
+    err = sys.stderr
+    print(f"training audio {corpus.total:.0f} s in {corpus.count} cuts (longest {corpus.longest:.1f} s); "
+          f"{epochs} epochs; baseline: {train_cfg.data.max_duration:g} s per batch, {base_steps} steps per epoch "
+          f"({base_steps * epochs} updates), warm-up {train_cfg.optim.warmup_steps} steps", file=err)
+    print(f"{'workers':>8} {'batch/worker':>13} {'steps/epoch':>12} {'total steps':>12} {'warm-up':>8} "
+          f"{'bmuf block':>11} {'hybrid groups':>14}", file=err)
     for c in cells:
-        print(f"{c.workers:>8} {c.max_duration:>15g} {c.steps:>12} {c.steps * epochs:>12} "
-              f"{c.warmup:>8} {c.block:>11} {c.workers // cfg.group_size:>11} x {cfg.group_size}", file=sys.stderr)
+        batch = "1 utterance" if c.max_cuts == 1 else f"{c.max_duration:g} s"
+        print(f"{c.workers:>8} {batch:>13} {c.steps:>12} {c.steps * epochs:>12} "
+              f"{c.warmup:>8} {c.block:>11} {c.workers // cfg.group_size:>11} x {cfg.group_size}", file=err)
     for c in cells:
         if c.steps * epochs < cfg.min_updates:
-            print(f"WARNING: {c.workers} workers make {c.steps * epochs} updates < --min-updates {cfg.min_updates}: "
-                  f"a batch per worker cannot be shorter than the longest cut ({longest:.1f} s); a larger corpus "
-                  "(--profile study) gives more", file=sys.stderr)
-    return cells
+            print(f"WARNING: {c.workers} workers make {c.steps * epochs} updates < --min-updates "
+                  f"{cfg.min_updates} in {epochs} epochs even at one utterance per worker batch: more epochs "
+                  "(--epochs) or a larger corpus give more", file=err)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cuts", type=Path, required=True, help="training cuts (jsonl.gz)")
-    p.add_argument("--train-config", type=Path, required=True, help="the baseline's train.yaml")
+    p.add_argument("--train-config", type=Path, required=True, help="the study's training settings (its baseline's)")
     p.add_argument("--workers", required=True, help='worker counts, e.g. "32 64 128"')
     p.add_argument("--min-batches", type=int, default=PlanConfig.min_batches)
     p.add_argument("--min-updates", type=int, default=PlanConfig.min_updates, help="0: no cap")
-    p.add_argument("--epochs", type=int, default=0, help="epochs of the study's runs (0: the baseline's)")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="epochs of every run, the baseline's too (0: the fewest giving --min-updates)")
     p.add_argument("--bmuf-syncs", type=int, default=PlanConfig.bmuf_syncs)
     p.add_argument("--bmuf-block", type=int, default=PlanConfig.bmuf_block, help="0: automatic")
     p.add_argument("--group-size", type=int, default=PlanConfig.group_size)
     p.add_argument("--no-scale-warmup", action="store_true")
+    p.add_argument("overrides", nargs="*", help="key=value settings over --train-config (the recipe's)")
     return p.parse_args(argv)
 
 
@@ -178,13 +234,14 @@ def main(argv: list[str] | None = None) -> int:
                          bmuf_block=args.bmuf_block, group_size=args.group_size, scale_warmup=not args.no_scale_warmup)
         if not args.cuts.is_file():
             raise UserError(f"no training cuts at {args.cuts}")
-        cells = plan(load_config(TrainConfig, args.train_config, []), load_manifest_lazy(args.cuts), workers, cfg,
-                     epochs=args.epochs)
+        # model.<key>=value settings (asr-trainer train's) do not change batches or steps
+        train_cfg = load_config(TrainConfig, args.train_config, [o for o in args.overrides if not o.startswith("model.")])
+        epochs, cells = plan(train_cfg, load_manifest_lazy(args.cuts), workers, cfg, epochs=args.epochs)
     except (UserError, ValueError) as e:
         print(f"plan.py: {e}", file=sys.stderr)
         return 2
     for c in cells:
-        print(f"{c.workers}\t{c.max_duration:g}\t{c.steps}\t{c.warmup}\t{c.block}")
+        print(f"{c.workers}\t{c.max_duration:g}\t{c.max_cuts}\t{c.steps}\t{c.warmup}\t{c.block}\t{epochs}")
     return 0
 
 
