@@ -23,10 +23,11 @@ EPS32 = torch.finfo(torch.float32).eps  # 2**-23, about 1.19e-7
 CASES = {
     "none": ("none", []),
     "allreduce": ("allreduce", []),
-    "gtc": ("gtc", ["tau=0.01"]),
-    "gtc-strom-update": ("gtc", ["tau=0.002", "encoding=strom", "threshold_on=update"]),
+    "gtc": ("gtc", ["tau=0.01", "target_density=null"]),
+    "gtc-strom-update": ("gtc", ["tau=0.002", "encoding=strom", "threshold_on=update", "target_density=null"]),
     "gtc-adaptive": ("gtc", ["tau=0.01", "target_density=0.2"]),
-    "bmuf": ("bmuf", ["block_size=5", "warmup_steps=3", "nesterov=true", "optimizer_state=keep"]),
+    "bmuf": ("bmuf", ["block_size=5", "warmup_steps=3", "nesterov=true", "optimizer_state=keep",
+                      "block_momentum=linear"]),
     "bmuf-classic-reset": ("bmuf", ["block_size=4", "nesterov=false", "optimizer_state=reset"]),
     "bmuf-average-state": ("bmuf", ["block_size=4", "optimizer_state=average"]),
     "hybrid": ("hybrid", ["group_size=2", "bmuf.block_size=5", "gtc.tau=0.01", "bmuf.warmup_steps=2"]),
@@ -42,8 +43,8 @@ def ring_tolerance(reference: torch.Tensor) -> float:
     sum|x_i|`` of the exact sum (recursive summation), so two orders differ by at most
     ``2 (WORLD-1) EPS32 sum|x_i|``, i.e. ``2 (WORLD-1) EPS32 max|x|`` after the division by ``WORLD``
     for the mean. BMUF's block-momentum filter re-applies a past error with weights ``eta^k``, at most
-    ``1 / (1 - eta) = WORLD`` times in all (eta = 1 - 1/WORLD). Each step all-reduces each quantity
-    at most once and first-order errors add, so over ``STEPS`` steps:
+    ``1 / (1 - eta) = WORLD`` times in all (eta <= 1 - 1/WORLD in these cases). Each step all-reduces
+    each quantity at most once and first-order errors add, so over ``STEPS`` steps:
     ``STEPS * 2 (WORLD-1) * WORLD * EPS32 * max|x|`` (5.7e-5 at max|x| = 1; measured so far: up to
     5.4e-7 on parameters of magnitude ~1).
     """
