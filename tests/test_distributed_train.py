@@ -31,7 +31,8 @@ WORLD = 4
 MODEL = ["kind=tdnn_lstm", "tdnn_lstm.conv_dim=32", "tdnn_lstm.lstm_dim=32", "tdnn_lstm.num_lstm_layers=1",
          "tdnn_lstm.dropout=0.1"]
 TRAIN = ["data.max_duration=1.5", "optim.lr=0.01", "optim.warmup_steps=5", "progress_bar=false", "log_every=2",
-         "num_epochs=2", "num_threads=1"]
+         "num_epochs=2", "num_threads=1",
+         "batched_dense=false"]  # the per-worker path: each worker's dropout from its own RNG, as in the real run
 CASES = {  # every strategy; blocks end mid-epoch so the epoch-end block close is exercised
     "none": ("none", []),
     "allreduce": ("allreduce", []),

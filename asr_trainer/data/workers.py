@@ -144,6 +144,10 @@ class WorkerData:
                 self._next[w] = batch
         return True
 
+    def peek(self, worker: int) -> dict:
+        """The batch :meth:`prefetch` loaded for ``worker``, left in place."""
+        return self._next[worker]
+
     def take(self, worker: int) -> dict:
         """The batch :meth:`prefetch` loaded for ``worker``."""
         return self._next.pop(worker)

@@ -44,6 +44,8 @@ class CtcModel(nn.Module):
         super().__init__()
         self.num_outputs = num_outputs
         self.output = nn.Linear(hidden_dim, num_outputs)
+        # True: batch statistics per utterance (a batch of N one-utterance workers; see per_sample_batch_norm)
+        self.per_sample_norm = False
 
     def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
         """``(N, T, F)`` features and their lengths ``(N,)`` -> hidden ``(N, T', H)``; valid frames never
@@ -59,6 +61,34 @@ class CtcModel(nn.Module):
         log_probs = self.output(hidden).float().log_softmax(dim=-1)
         out_lens = self.output_lengths(x_lens).clamp(max=log_probs.size(1))
         return log_probs, out_lens
+
+
+def per_sample_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``bn`` in training mode applied to each utterance of ``x`` ``(N, C, T)`` ALONE, over its ``lengths``
+    ``(N,)`` valid frames: what ``bn`` gives ``x[n:n+1, :, :lengths[n]]`` by itself. The running statistics
+    move by the mean of the N utterances' updates (as N workers' updated buffers averaged would), and
+    ``num_batches_tracked`` by N (one forward each). Frames past ``lengths`` come out unspecified."""
+    valid = (torch.arange(x.size(2), device=x.device)[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)
+    valid = valid[:, None, :]
+    count = lengths.to(x.device, x.dtype).clamp(min=1)[:, None, None]
+    mean = (x * valid).sum(2, keepdim=True) / count
+    var = ((x - mean) * valid).pow(2).sum(2, keepdim=True) / count
+    y = (x - mean) / torch.sqrt(var + bn.eps) * bn.weight[None, :, None] + bn.bias[None, :, None]
+    with torch.no_grad():
+        unbiased = var * count / (count - 1).clamp(min=1)
+        bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * mean.mean(0).flatten())
+        bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * unbiased.mean(0).flatten())
+        bn.num_batches_tracked.add_(x.size(0))
+    return y
+
+
+def run_conv_block(block: nn.Sequential, x: torch.Tensor, out_lens: torch.Tensor, per_sample: bool) -> torch.Tensor:
+    """One :func:`conv_block` on ``x`` ``(N, C, T)``; ``per_sample``: its BatchNorm normalises each utterance
+    over its own ``out_lens`` valid output frames (:func:`per_sample_batch_norm`), as if trained alone."""
+    if not (per_sample and block.training):
+        return block(x)
+    conv, relu, bn, dropout = block
+    return dropout(per_sample_batch_norm(bn, relu(conv(x)), out_lens))
 
 
 def conv_block(in_dim: int, out_dim: int, kernel_size: int, stride: int, dilation: int, dropout: float) -> nn.Sequential:

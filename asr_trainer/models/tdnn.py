@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths, mask_frames
+from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths, mask_frames, run_conv_block
 from asr_trainer.models.config import TdnnConfig
 
 
@@ -27,9 +27,9 @@ class Tdnn(CtcModel):
     def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
         h, lens = x.transpose(1, 2), x_lens
         for i, layer in enumerate(self.layers):
-            h = layer(mask_frames(h, lens))
-            if i == 0:
-                lens = self.output_lengths(lens)
+            out_lens = self.output_lengths(lens) if i == 0 else lens
+            h = run_conv_block(layer, mask_frames(h, lens), out_lens, self.per_sample_norm)
+            lens = out_lens
         return h.transpose(1, 2)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths, mask_frames, run_lstm
+from asr_trainer.models.base import CtcModel, conv_block, conv_output_lengths, mask_frames, run_conv_block, run_lstm
 from asr_trainer.models.config import TdnnLstmConfig
 
 KERNEL_SIZE = 3
@@ -36,10 +36,11 @@ class TdnnLstm(CtcModel):
 
     def encode(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
         h = x.transpose(1, 2)
-        for conv in self.convs:  # stride-1 convs keep the length; the last one subsamples
-            h = conv(mask_frames(h, x_lens))
-        h = h.transpose(1, 2)
         lens = self.output_lengths(x_lens)
+        last = len(self.convs) - 1
+        for i, conv in enumerate(self.convs):  # stride-1 convs keep the length; the last one subsamples
+            h = run_conv_block(conv, mask_frames(h, x_lens), lens if i == last else x_lens, self.per_sample_norm)
+        h = h.transpose(1, 2)
         for i, (lstm, norm) in enumerate(zip(self.lstms, self.norms)):
             out = norm(run_lstm(lstm, h, lens))
             h = self.dropout(out if i == 0 and out.shape != h.shape else out + h)

@@ -94,6 +94,8 @@ class DenseSync(Stateless):
     def step(self, ctx: StepContext, states: Sequence[GroupState]) -> None:
         parts = [(self.span, list(states))] if self.span else [(gs.group, [gs]) for gs in states]
         for group, members in parts:
+            if len(members) == 1 and self._batched(ctx, group, members[0]):
+                continue
             bufs = SharedBuffers(members)
             partial = local_sum(
                 bufs.run(gs, lambda: ctx.gradient(w, gs.model)) for gs in members for w in gs.members
@@ -103,3 +105,22 @@ class DenseSync(Stateless):
             for gs in members:
                 flat.set_grads(gs.model, mean)
                 ctx.update(gs.replica)
+
+    @staticmethod
+    def _batched(ctx: StepContext, group: Group, gs: GroupState) -> bool:
+        """The step of a group hosted whole in ``gs`` through one batched forward/backward; False (nothing
+        done, buffers as before) when the batched path declines. The all-reduces are metered as usual."""
+        if len(gs.members) != group.size:
+            return False
+        start = flat.buffers(gs.model)
+        total = ctx.summed_gradient(list(gs.members), gs.model)
+        if total is None:
+            if start.numel():
+                flat.set_buffers(gs.model, start)
+            return False
+        mean = ctx.comm.all_reduce_mean(group, total)
+        if start.numel():  # the model holds the members' mean buffers: the all-reduce is counted, not needed
+            flat.set_buffers(gs.model, ctx.comm.all_reduce_mean(group, flat.buffers(gs.model).mul_(group.size)))
+        flat.set_grads(gs.model, mean)
+        ctx.update(gs.replica)
+        return True

@@ -21,6 +21,9 @@ from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.replica import Replica, UpdateFn
 
 GradFn = Callable[[int, nn.Module], Any]
+# batch_grad_fn(workers, model) -> one stats per worker, or None: the workers' batches in one forward/backward
+# leaving the SUM of their gradients in .grad (see asr_trainer.train.batched); None: it could not (nothing taken)
+BatchGradFn = Callable[[list[int], nn.Module], "list[Any] | None"]
 
 
 @dataclass
@@ -43,9 +46,11 @@ class GroupState:
 class StepContext:
     """Runs workers' forward/backward and updates for one step, timing each part."""
 
-    def __init__(self, comm: Communicator, grad_fn: GradFn, apply_update: UpdateFn) -> None:
+    def __init__(self, comm: Communicator, grad_fn: GradFn, apply_update: UpdateFn,
+                 batch_grad_fn: BatchGradFn | None = None) -> None:
         self.comm = comm
         self.grad_fn = grad_fn
+        self.batch_grad_fn = batch_grad_fn
         self.apply_update = apply_update
         self.seconds = {"compute": 0.0, "encode_decode": 0.0}
         self.worker_stats: list[Any] = []
@@ -69,6 +74,19 @@ class StepContext:
     def gradient(self, worker: int, model: nn.Module) -> torch.Tensor:
         """``worker``'s gradient as a flat vector (P,)."""
         self.backward(worker, model)
+        return flat.grads(model)
+
+    def summed_gradient(self, workers: list[int], model: nn.Module) -> torch.Tensor | None:
+        """The sum of ``workers``' gradients as a flat vector (P,) from one batched forward/backward, or None
+        when there is no batched path or it declined (then nothing was consumed: use :meth:`gradient`)."""
+        if self.batch_grad_fn is None:
+            return None
+        with self.timed("compute"):
+            model.zero_grad(set_to_none=True)
+            stats = self.batch_grad_fn(workers, model)
+        if stats is None:
+            return None
+        self.worker_stats.extend(stats)
         return flat.grads(model)
 
     def update(self, replica: Replica) -> None:

@@ -39,7 +39,7 @@ from asr_trainer.sync.bmuf import Bmuf
 from asr_trainer.sync.comm import Communicator, Group
 from asr_trainer.sync.config import (AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SyncConfig,
                                      hybrid_group_size)
-from asr_trainer.sync.step_context import GradFn, GroupState, StepContext
+from asr_trainer.sync.step_context import BatchGradFn, GradFn, GroupState, StepContext
 from asr_trainer.sync.gtc_sync import GtcSync
 from asr_trainer.sync.inside_group import DenseSync, InsideGroupRule, LocalSync
 from asr_trainer.sync.replica import ReplicaFactory, UpdateFn, clipped_step
@@ -72,10 +72,14 @@ class SyncStrategy:
         """The model of the first group hosted here (rank 0's in a simulation)."""
         return self.states[0].model
 
-    def step(self, grad_fn: GradFn) -> StepStats:
-        """One training step of every hosted worker, synchronised; returns its statistics."""
+    def step(self, grad_fn: GradFn, batch_grad_fn: BatchGradFn | None = None) -> StepStats:
+        """One training step of every hosted worker, synchronised; returns its statistics.
+
+        ``batch_grad_fn``: a batched forward/backward of several hosted workers, which dense all-reduce
+        uses where it can (the simulated cluster; see :class:`~asr_trainer.sync.inside_group.DenseSync`).
+        """
         self.comm.reset_meters()
-        ctx = StepContext(self.comm, grad_fn, self.apply_update)
+        ctx = StepContext(self.comm, grad_fn, self.apply_update, batch_grad_fn)
         in_warmup = self.step_count < self.warmup_steps
         (DenseSync(self.comm.world) if in_warmup else self.intra).step(ctx, self.states)
         self.step_count += 1

@@ -76,6 +76,9 @@ class TrainConfig:
     seed: int = 42
     device: str = "cpu"
     bf16: bool = False
+    # simulated dense all-reduce of one-utterance workers as one batched forward/backward
+    # (asr_trainer/train/batched.py): the same mean gradient up to float rounding, one dropout stream
+    batched_dense: bool = True
     num_threads: int = 2
     clip_norm: float = 5.0
     max_skip_fraction: float = 0.01

@@ -60,6 +60,7 @@ from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.config import workers_per_step
 from asr_trainer.sync.replica import clipped_step
 from asr_trainer.train import fault
+from asr_trainer.train.batched import batched_forward_backward
 from asr_trainer.train.build import batch_scaled, build_replica
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.epoch import EpochResult, check_skips, validate
@@ -263,6 +264,29 @@ def make_grad_fn(run: Run):
     return grad_fn
 
 
+def make_batch_grad_fn(run: Run):
+    """``batch_grad_fn(workers, model)`` for :meth:`SyncStrategy.step`: the workers' one-utterance batches in
+    one forward/backward (:func:`~asr_trainer.train.batched.batched_forward_backward`), dropout drawn under the
+    first worker's RNG; None, nothing taken, where it declines or the gradient is not finite. None when
+    ``batched_dense`` is off."""
+    if not run.cfg.batched_dense:
+        return None
+    device, bf16 = run.cfg.device, run.cfg.bf16
+
+    def batch_grad_fn(workers: list[int], model: torch.nn.Module) -> list[BatchStats] | None:
+        batches = [run.data.peek(w) for w in workers]
+        with run.data.rng.active(workers[0]):
+            stats = batched_forward_backward(model, batches, device, bf16)
+        if stats is None or not math.isfinite(grad_norm(model)):
+            model.zero_grad(set_to_none=True)
+            return None
+        for w in workers:
+            run.data.take(w)
+        return stats
+
+    return batch_grad_fn
+
+
 def run_epoch(run: Run, epoch: int, restored: bool = False) -> None:
     """Train, close the block, check skips, validate, save: one epoch of every hosted worker.
 
@@ -282,12 +306,12 @@ def run_epoch(run: Run, epoch: int, restored: bool = False) -> None:
 
 def train_steps(run: Run, epoch: int, local: EpochResult) -> None:
     """Steps until a worker runs out of batches, adding to ``local``; checkpoints, Ctrl-C and the fault hook."""
-    grad_fn = make_grad_fn(run)
+    grad_fn, batch_grad_fn = make_grad_fn(run), make_batch_grad_fn(run)
     every = run.cfg.checkpoint.every_steps
     start = time.perf_counter() - local.seconds
     bar = tqdm(desc=f"epoch {epoch}", disable=not (run.cfg.progress_bar and run.lead), leave=False)
     while not any_worker(run.comm, not run.data.prefetch()):  # someone ran out: all stop
-        stats = run.strategy.step(grad_fn)
+        stats = run.strategy.step(grad_fn, batch_grad_fn)
         run.progress.step += 1
         local.steps += 1
         bar.update(1)
