@@ -9,7 +9,7 @@ from asr_trainer.data.cuts import load_cuts
 from asr_trainer.models import ModelConfig, build_model
 from asr_trainer.sync import SimCommunicator, load_sync_config
 from asr_trainer.sync import flat_vectors as flat
-from asr_trainer.testing.tones import ALPHABET, char_encode, make_tone_cuts
+from asr_trainer.testing.tones import ALPHABET, char_encode, write_tone_corpus
 from asr_trainer.train.batched import batched_forward_backward
 from asr_trainer.train.config import TrainConfig
 from asr_trainer.train.step import forward_backward
@@ -65,10 +65,7 @@ def test_batched_path_declines_batches_of_several_utterances_and_infinite_losses
 
 @pytest.fixture(scope="module")
 def tone_cuts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("batched_tones")
-    for split, n, seed in (("train", 24, 1), ("dev", 4, 2)):
-        make_tone_cuts(d / split, n, seed=seed).to_file(d / f"synth_cuts_{split}.jsonl.gz")
-    return d
+    return write_tone_corpus(tmp_path_factory.mktemp("batched_tones"), {"train": 24, "dev": 4}) / "cuts"
 
 
 @pytest.mark.slow
