@@ -206,7 +206,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
                            "--data-root", str(quick_data_root),
                            "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
-                           "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43"],
+                           "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43", "--parallel-runs", "2"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = work / "exp" / QUICK_TAG / "scaling_quick"
@@ -235,8 +235,10 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     assert (bmuf_sync["block_lr"], bmuf_sync["optimizer_state"]) == (0.9, "reset")  # the study's measured default
     per_worker = {int(line.split()[0]): float(line.split()[1]) for line in (study / "plan.tsv").read_text().splitlines()}
     lr = 0.003 * math.sqrt(8 * per_worker[8] / 40.0)  # GTC: all 8 workers' batches form one step
-    assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train.log").read_text()
-    assert "estimate for the" in proc.stderr  # the measured time per run, extrapolated
+    assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train-gtc-w8.log").read_text()
+    assert "per simulated run (mean of" in proc.stderr  # the measured time per run, extrapolated
+    for name in ("baseline-seed43", "bmuf-w4"):  # --parallel-runs 2: two runs at once, a thread each
+        assert yaml.safe_load((study / name / "train.yaml").read_text())["num_threads"] == 1, name
     assert not list(study.glob("*/strategy-*.pt"))  # resume-only state removed after each finished run
     assert (study / "plan.tsv").read_text().count("\n") == 2
     assert [line.split("\t")[6] for line in (study / "plan.tsv").read_text().splitlines()] == ["2", "2"]  # epochs

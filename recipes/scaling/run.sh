@@ -53,6 +53,8 @@ device=auto            # auto | cpu | cuda: where every training and decoding ru
                        # sees a GPU); a simulated cluster runs in one process, on one GPU
 gpus=                  # GPUs used: 0 (the CPU) or 1 (default: 1 when torch sees a GPU)
 dtype=fp32             # fp32 | bf16 (bfloat16 autocast, cuda only)
+parallel_runs=1        # training runs at once (stages 2-3), each with nproc/parallel_runs torch threads: 2 on 2
+                       # cores trains two one-utterance simulations faster than one run with 2 threads
 keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
 
 help_message="Usage: $0 [options]
@@ -90,6 +92,7 @@ Options:
   --gpus N              0 (the CPU) or 1: a simulated cluster runs in one process on one GPU (default: 1 when
                         torch sees a GPU); ./run.sh runs real multi-GPU workers
   --dtype T             fp32 | bf16: bfloat16 autocast on cuda (default $dtype)
+  --parallel-runs J     train J runs at once (stages 2-3), each with cores/J torch threads (default $parallel_runs)
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
 Stages:
   0 data       data/<tag> features and lang (./run.sh --stop-stage 2 when missing)
@@ -168,7 +171,11 @@ fi
 
 # ------------------------------------------------------------------ 1: the plan (cheap; always redone)
 # The study's training settings (its baseline's): conf/train.yaml, the quick profile's, then --train-opts.
-study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "${extra_train[@]}")
+# --parallel-runs J: each run takes its share of the cores (before --train-opts, which may override it)
+[ "$parallel_runs" -ge 1 ] 2>/dev/null || { echo "$0: --parallel-runs must be >= 1" >&2; exit 1; }
+threads_each=$(( $(nproc) / parallel_runs )); [ "$threads_each" -ge 1 ] || threads_each=1
+pool_opts=(); [ "$parallel_runs" -gt 1 ] && pool_opts=("num_threads=$threads_each")
+study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
 if [ 1 -ge "$stage" ] && [ 1 -le "$stop_stage" ]; then
   log "stage 1 (plan): epochs, per-worker batches, steps, warm-up and BMUF blocks -> $plan"
@@ -190,18 +197,40 @@ read -r -a seed_list <<< "$seeds"
 seeded() { if [ "$2" = "${seed_list[0]}" ]; then echo "$1"; else echo "$1-seed$2"; fi; }
 
 # ------------------------------------------------------------------ 2: the study's 1-worker baselines
+# Runs train --parallel-runs at a time, each with its share of the cores (run_pool); a run's output goes to
+# its own log, log/stage<N>-train-<name>.log, and each run's wall time to train-seconds.tsv.
+# run_pool FN ITEM...: "FN ITEM" for every ITEM, --parallel-runs at a time; fails when any failed (the others
+# still finish, so no finished work is lost)
+run_pool() {
+  local fn=$1 item failed=0; shift
+  for item in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel_runs" ]; do wait -n || failed=1; done
+    "$fn" "$item" &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  return "$failed"
+}
+
+# train_baseline SEED: the study's baseline of one seed
+train_baseline() {
+  local seed=$1 run_dir name t0
+  name=$(seeded baseline "$seed"); run_dir=$dir/$name
+  t0=$(date +%s)
+  logged 2 "train-$name" asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
+    "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
+  [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
+  finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
+  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+}
+
 base=$dir/baseline
 if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
+  todo=()
   for seed in "${seed_list[@]}"; do
-    run_dir=$dir/$(seeded baseline "$seed")
-    run_stage 2 baseline "$run_dir/.done" || continue
-    t0=$(date +%s)
-    logged 2 baseline asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
-      "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
-    [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
-    finish_stage 2 baseline "$run_dir/.done" "$t0"
-    echo -e "$(basename "$run_dir")\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+    name=$(seeded baseline "$seed")
+    run_stage 2 "train-$name" "$dir/$name/.done" && todo+=("$seed")
   done
+  run_pool train_baseline "${todo[@]}"
 fi
 
 # prefixed PREFIX "k=v ...": each k=v as PREFIXk=v (the --bmuf-opts / --gtc-opts of one tier)
@@ -223,14 +252,6 @@ sync_opts() {
   esac
 }
 
-# estimate DONE_SECONDS DONE_RUNS LEFT_RUNS: the time left, extrapolated from the runs measured so far
-estimate() {
-  local secs=$1 done=$2 left=$3
-  [ "$done" -gt 0 ] || return 0
-  log "measured $((secs / done)) s per run (mean of $done); estimate for the $left runs left:" \
-      "$((secs / done * left / 60)) min (plus about 1 min of decoding per run)"
-}
-
 cells() {  # every "name strategy N seed max_duration max_cuts steps warmup block" of the plan
   local s n d cuts steps warmup block seed seeds_here
   for s in $strategies; do
@@ -244,37 +265,55 @@ cells() {  # every "name strategy N seed max_duration max_cuts steps warmup bloc
   done
 }
 
-# ------------------------------------------------------------------ 3: simulated runs
+# train_cell "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK": one simulated run of the plan
+train_cell() {
+  local name s n seed d cuts steps warmup block run_dir t0 batch
+  read -r name s n seed d cuts steps warmup block <<< "$1"
+  run_dir=$dir/$name
+  t0=$(date +%s)
+  batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
+  log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
+      "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup"
+  # shellcheck disable=SC2046
+  # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
+  logged 3 "train-$name" asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
+    --resume --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
+    "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed" \
+    "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
+    "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
+    progress_bar=false "${pool_opts[@]}" "${extra_train[@]}"
+  [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
+  finish_stage 3 "train-$name" "$run_dir/.done" "$t0"
+  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+  estimate_left
+}
+
+# estimate_left: the time the stage-3 runs not done yet take, at the mean wall time of those done so far
+estimate_left() {
+  local name left=0 secs=0 done=0 cell
+  for cell in "${todo[@]}"; do
+    read -r name _ <<< "$cell"
+    [ -f "$dir/$name/.done" ] || left=$((left + 1))
+  done
+  while IFS=$'\t' read -r name s; do
+    case $name in baseline*) ;; *) secs=$((secs + s)); done=$((done + 1)) ;; esac
+  done < "$dir/train-seconds.tsv"
+  [ "$done" -gt 0 ] && [ "$left" -gt 0 ] || return 0
+  log "measured $((secs / done)) s per simulated run (mean of $done); the $left left, $parallel_runs at once:" \
+      "about $((secs / done * left / parallel_runs / 60)) min (plus decoding)"
+}
+
 if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
   case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
   reference=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['data']['max_duration'])" \
     "$base/train.yaml")  # seconds of audio per baseline step: what optim.lr was set for
-  mapfile -t todo < <(cells)
-  measured=0; runs=0; left=0
-  for cell in "${todo[@]}"; do read -r name _ <<< "$cell"; [ -f "$dir/$name/.done" ] || left=$((left + 1)); done
-  for cell in "${todo[@]}"; do
-    read -r name s n seed d cuts steps warmup block <<< "$cell"
-    run_dir=$dir/$name
-    run_stage 3 train "$run_dir/.done" || continue
-    t0=$(date +%s)
-    batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
-    log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
-        "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup"
-    # shellcheck disable=SC2046
-    # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
-    logged 3 train asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" --resume \
-      --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
-      "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed" \
-      "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
-      "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
-      progress_bar=false "${extra_train[@]}"
-    [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
-    finish_stage 3 train "$run_dir/.done" "$t0"
-    left=$((left - 1))
-    measured=$((measured + $(date +%s) - t0)); runs=$((runs + 1))
-    echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
-    estimate "$measured" "$runs" "$left"
+  mapfile -t cells_all < <(cells)
+  todo=()
+  for cell in "${cells_all[@]}"; do
+    read -r name _ <<< "$cell"
+    run_stage 3 "train-$name" "$dir/$name/.done" && todo+=("$cell")
   done
+  run_pool train_cell "${todo[@]}"
 fi
 
 # ------------------------------------------------------------------ 4: HLG decoding
