@@ -196,43 +196,6 @@ read -r -a seed_list <<< "$seeds"
 # seeded NAME SEED: the run name of a seed (the first seed's run keeps NAME)
 seeded() { if [ "$2" = "${seed_list[0]}" ]; then echo "$1"; else echo "$1-seed$2"; fi; }
 
-# ------------------------------------------------------------------ 2: the study's 1-worker baselines
-# Runs train --parallel-runs at a time, each with its share of the cores (run_pool); a run's output goes to
-# its own log, log/stage<N>-train-<name>.log, and each run's wall time to train-seconds.tsv.
-# run_pool FN ITEM...: "FN ITEM" for every ITEM, --parallel-runs at a time; fails when any failed (the others
-# still finish, so no finished work is lost)
-run_pool() {
-  local fn=$1 item failed=0; shift
-  for item in "$@"; do
-    while [ "$(jobs -rp | wc -l)" -ge "$parallel_runs" ]; do wait -n || failed=1; done
-    "$fn" "$item" &
-  done
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-  return "$failed"
-}
-
-# train_baseline SEED: the study's baseline of one seed
-train_baseline() {
-  local seed=$1 run_dir name t0
-  name=$(seeded baseline "$seed"); run_dir=$dir/$name
-  t0=$(date +%s)
-  logged 2 "train-$name" asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
-    "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
-  [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
-  finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
-  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
-}
-
-base=$dir/baseline
-if [ 2 -ge "$stage" ] && [ 2 -le "$stop_stage" ]; then
-  todo=()
-  for seed in "${seed_list[@]}"; do
-    name=$(seeded baseline "$seed")
-    run_stage 2 "train-$name" "$dir/$name/.done" && todo+=("$seed")
-  done
-  run_pool train_baseline "${todo[@]}"
-fi
-
 # prefixed PREFIX "k=v ...": each k=v as PREFIXk=v (the --bmuf-opts / --gtc-opts of one tier)
 prefixed() {
   local kv
@@ -265,15 +228,54 @@ cells() {  # every "name strategy N seed max_duration max_cuts steps warmup bloc
   done
 }
 
-# train_cell "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK": one simulated run of the plan
+# run_pool FN ITEM...: "FN ITEM" for every ITEM, --parallel-runs at a time; fails when any failed (the others
+# still finish, so no finished work is lost)
+run_pool() {
+  local fn=$1 item failed=0; shift
+  for item in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel_runs" ]; do wait -n || failed=1; done
+    "$fn" "$item" &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  return "$failed"
+}
+
+# train_baseline SEED: stage 2, the study's 1-worker baseline of one seed
+train_baseline() {
+  local seed=$1 run_dir name t0
+  name=$(seeded baseline "$seed"); run_dir=$dir/$name
+  t0=$(date +%s)
+  log "stage 2 (train): $name, seed $seed, $study_epochs epochs; log in $log_dir/stage2-train-$name.log"
+  logged 2 "train-$name" asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
+    "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
+  [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
+  finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
+  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
+}
+
+# baseline_setting KEY: a setting of the first seed's baseline train.yaml (written when its training starts;
+# with stage 2 selected, waits up to 10 min for it: that baseline may be starting beside this job)
+baseline_setting() {
+  local waited=0
+  while [ ! -f "$base/train.yaml" ]; do
+    if ! stage_selected 2 || [ "$waited" -ge 600 ]; then
+      log "no $base/train.yaml: the study's baseline has not started (stage 2)"; return 1
+    fi
+    sleep 5; waited=$((waited + 5))
+  done
+  python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))$1)" "$base/train.yaml"
+}
+
+# train_cell "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK": stage 3, one simulated run
 train_cell() {
-  local name s n seed d cuts steps warmup block run_dir t0 batch
+  local name s n seed d cuts steps warmup block run_dir t0 batch reference
   read -r name s n seed d cuts steps warmup block <<< "$1"
   run_dir=$dir/$name
+  reference=$(baseline_setting "['data']['max_duration']")  # audio per baseline step: what optim.lr was set for
   t0=$(date +%s)
   batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
   log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
-      "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup"
+      "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup; log in $log_dir/stage3-train-$name.log"
   # shellcheck disable=SC2046
   # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
   logged 3 "train-$name" asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
@@ -290,10 +292,10 @@ train_cell() {
 
 # estimate_left: the time the stage-3 runs not done yet take, at the mean wall time of those done so far
 estimate_left() {
-  local name left=0 secs=0 done=0 cell
-  for cell in "${todo[@]}"; do
-    read -r name _ <<< "$cell"
-    [ -f "$dir/$name/.done" ] || left=$((left + 1))
+  local item name left=0 secs=0 done=0
+  for item in "${queue[@]}"; do
+    read -r name _ <<< "$item"
+    case $name in baseline) ;; *) [ -f "$dir/$name/.done" ] || left=$((left + 1)) ;; esac
   done
   while IFS=$'\t' read -r name s; do
     case $name in baseline*) ;; *) secs=$((secs + s)); done=$((done + 1)) ;; esac
@@ -303,34 +305,57 @@ estimate_left() {
       "about $((secs / done * left / parallel_runs / 60)) min (plus decoding)"
 }
 
-if [ 3 -ge "$stage" ] && [ 3 -le "$stop_stage" ]; then
-  case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
-  reference=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['data']['max_duration'])" \
-    "$base/train.yaml")  # seconds of audio per baseline step: what optim.lr was set for
-  mapfile -t cells_all < <(cells)
-  todo=()
-  for cell in "${cells_all[@]}"; do
-    read -r name _ <<< "$cell"
-    run_stage 3 "train-$name" "$dir/$name/.done" && todo+=("$cell")
-  done
-  run_pool train_cell "${todo[@]}"
-fi
+# decode_run NAME: stage 4, HLG decoding of one trained run
+decode_run() {
+  local name=$1 t0
+  run_stage 4 "decode-$name" "$dir/$name/.decoded-hlg" || return 0
+  [ -f "$dir/$name/.done" ] || { log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; return 1; }
+  t0=$(date +%s)
+  logged 4 "decode-$name" asr-trainer decode --exp-dir "$dir/$name" --method hlg "${common[@]}" "corpus=$corpus" \
+    "${extra_decode[@]}"
+  grep -h . "$dir/$name/wer-summary-test-hlg.txt" | tee -a "$log_dir/stage4-decode.log"
+  finish_stage 4 "decode-$name" "$dir/$name/.decoded-hlg" "$t0"
+}
 
-# ------------------------------------------------------------------ 4: HLG decoding
-if [ 4 -ge "$stage" ] && [ 4 -le "$stop_stage" ]; then
-  names=()
-  for seed in "${seed_list[@]}"; do names+=("$(seeded baseline "$seed")"); done
-  while read -r name _; do names+=("$name"); done < <(cells)
-  for name in "${names[@]}"; do
-    run_stage 4 decode "$dir/$name/.decoded-hlg" || continue
-    [ -f "$dir/$name/.done" ] || { log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; exit 1; }
-    t0=$(date +%s)
-    logged 4 decode asr-trainer decode --exp-dir "$dir/$name" --method hlg "${common[@]}" "corpus=$corpus" \
-      "${extra_decode[@]}"
-    grep -h . "$dir/$name/wer-summary-test-hlg.txt" | tee -a "$log_dir/stage4-decode.log"
-    finish_stage 4 decode "$dir/$name/.decoded-hlg" "$t0"
-  done
-fi
+# run_item "baseline SEED" | CELL: train it (stage 2 or 3, when selected and not done), then decode it (stage 4,
+# when selected) beside the next run's training
+run_item() {
+  local name
+  case $1 in
+    baseline\ *)
+      name=$(seeded baseline "${1#baseline }")
+      if stage_selected 2 && [ ! -f "$dir/$name/.done" ]; then train_baseline "${1#baseline }"; fi ;;
+    *)
+      read -r name _ <<< "$1"
+      if stage_selected 3 && [ ! -f "$dir/$name/.done" ]; then train_cell "$1"; fi ;;
+  esac
+  if stage_selected 4; then decode_run "$name"; fi
+}
+
+# ------------------------------------------------------------------ 2-4: train and decode every run
+# One queue, --parallel-runs at a time, each run with its share of the cores: the baselines (one per seed),
+# then the plan's cells; each run is decoded as soon as it is trained. A run's output goes to its own log
+# (log/stage<N>-{train,decode}-<name>.log), its training wall time to train-seconds.tsv.
+base=$dir/baseline
+case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+queue=()
+for seed in "${seed_list[@]}"; do
+  name=$(seeded baseline "$seed")
+  if stage_selected 2 && [ ! -f "$dir/$name/.done" ]; then queue+=("baseline $seed")
+  elif stage_selected 4 && [ ! -f "$dir/$name/.decoded-hlg" ]; then queue+=("baseline $seed"); fi
+done
+while read -r name rest; do
+  if stage_selected 3 && [ ! -f "$dir/$name/.done" ]; then queue+=("$name $rest")
+  elif stage_selected 4 && [ ! -f "$dir/$name/.decoded-hlg" ]; then queue+=("$name $rest"); fi
+done < <(cells)
+for item in "${queue[@]}"; do  # a run neither trained nor selected for training cannot be decoded
+  read -r name _ <<< "$item"; [ "$name" = baseline ] && name=$(seeded baseline "${item#baseline }")
+  if ! stage_selected 2 && ! stage_selected 3 && [ ! -f "$dir/$name/.done" ]; then
+    log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; exit 1
+  fi
+done
+log "stages 2-4: ${#queue[@]} run(s) to train and/or decode, $parallel_runs at once, $threads_each thread(s) each"
+run_pool run_item "${queue[@]}"
 
 # ------------------------------------------------------------------ 5: report
 report_stage 5 "$dir"
