@@ -237,6 +237,8 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     lr = 0.003 * math.sqrt(8 * per_worker[8] / 40.0)  # GTC: all 8 workers' batches form one step
     assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train-gtc-w8.log").read_text()
     assert "per simulated run (mean of" in proc.stderr  # the measured time per run, extrapolated
+    assert "estimate: 11 run(s) to train, 2 epochs each, 2 at once" in proc.stderr  # probed before training
+    assert "probe, gtc at 8 workers: 3 steps of 8 worker(s), sync gtc:" in proc.stderr
     for name in ("baseline-seed43", "bmuf-w4"):  # --parallel-runs 2: two runs at once, a thread each
         assert yaml.safe_load((study / name / "train.yaml").read_text())["num_threads"] == 1, name
     assert not list(study.glob("*/strategy-*.pt"))  # resume-only state removed after each finished run
@@ -249,3 +251,20 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     assert yaml.safe_load((study / "baseline-seed43" / "train.yaml").read_text())["seed"] == 43
     report = (study / "report" / "report.md").read_text()
     assert "## Spread between seeds" in report and "| allreduce-w8 | 2 |" in report and "| baseline | 2 |" in report
+    _check_saved_records(study, tmp_path / "saved")
+
+
+def _check_saved_records(study: Path, saved: Path) -> None:
+    """local/save_results.py keeps each run's record without checkpoints, and the report over the saved records
+    gives the study's own table (the results of one sitting carry over to the next)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "recipes/scaling/local/save_results.py"), "--study", str(study),
+                           "--out", str(saved / "runs")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "11 run(s) saved" in proc.stdout and "lacks" not in proc.stdout, proc.stdout
+    assert not list(saved.glob("runs/*/*.pt")) and (saved / "runs" / "plan.tsv").is_file()
+    proc = subprocess.run([sys.executable, "-m", "asr_trainer.bin.main", "report", "--exp-root", str(saved / "runs"),
+                           "--baseline", "baseline", "--set", "test", "--method", "hlg", "--out-dir", str(saved)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(study / "report" / "results.csv", newline="") as f, open(saved / "results.csv", newline="") as g:
+        assert list(csv.DictReader(f)) == list(csv.DictReader(g))

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest complete checkpoint in --exp-dir, exactly where it stopped "
                              "(implied under a torchrun restart; the baseline always resumes)")
+    parser.add_argument("--probe-steps", type=int, default=0, metavar="K",
+                        help="time K steps of this run (after one untimed step) in memory, print its speed in x real "
+                             "time and exit: nothing is written to --exp-dir (one process, not under torchrun)")
     parser.add_argument("overrides", nargs="*",
                         help="key=value settings; model.<key>=value for the model, sync.<key>=value for the strategy")
 
@@ -66,11 +69,31 @@ def run(args: argparse.Namespace) -> None:
     tokenizer = Tokenizer.from_lang_dir(args.lang_dir)
     train_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.train_split, lazy=True)
     valid_cuts = load_cuts(args.cuts_dir, cfg.data.corpus, cfg.data.valid_split)
+    if args.probe_steps:
+        probe(args, cfg, model_cfg, sync_cfg, tokenizer, train_cuts, valid_cuts)
+        return
     with communicator(cfg.device, args.simulate_workers, exact_order=args.exact_reduction) as comm:
         rank = comm.hosted[0]
         log_file = args.exp_dir / "log" / ("log-train.txt" if rank == 0 else f"log-train-rank{rank}.txt")
         fit(cfg, model_cfg, sync_cfg, comm, args.exp_dir, tokenizer.encode, tokenizer.num_outputs, train_cuts,
             valid_cuts, resume=baseline or args.resume or is_restart(), on_start=lambda: setup_logging(log_file))
+
+
+def probe(args: argparse.Namespace, cfg, model_cfg, sync_cfg, tokenizer, train_cuts, valid_cuts) -> None:
+    """``--probe-steps``: the run's speed, one line on stdout (``... = <R>x real time``); nothing written."""
+    from asr_trainer.errors import UserError
+    from asr_trainer.sync import SimCommunicator
+    from asr_trainer.train.distributed import torchrun_launch
+    from asr_trainer.train.probe import probe_run
+
+    if torchrun_launch() is not None:
+        raise UserError("--probe-steps runs in one process: use --simulate-workers N instead of torchrun")
+    workers = args.simulate_workers or 1
+    result = probe_run(cfg, model_cfg, sync_cfg, SimCommunicator(workers), tokenizer.encode, tokenizer.num_outputs,
+                       train_cuts, valid_cuts, args.probe_steps)
+    print(f"probe: {result.steps} steps of {workers} worker(s), sync {sync_cfg.name}: {result.audio_s:.0f} s of "
+          f"audio in {result.seconds:.1f} s = {result.real_time_factor:.1f}x real time; an epoch of "
+          f"{result.epoch_audio_s:.0f} s of audio: {result.epoch_seconds:.0f} s", flush=True)
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str], list[str]]:

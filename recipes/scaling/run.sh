@@ -53,6 +53,8 @@ device=auto            # auto | cpu | cuda: where every training and decoding ru
                        # sees a GPU); a simulated cluster runs in one process, on one GPU
 gpus=                  # GPUs used: 0 (the CPU) or 1 (default: 1 when torch sees a GPU)
 dtype=fp32             # fp32 | bf16 (bfloat16 autocast, cuda only)
+probe=true             # true: before the long stages, probe each kind of run's speed and print the estimate
+probe_steps=3          # steps timed by each probe (after one untimed step)
 parallel_runs=1        # training runs at once (stages 2-3), each with nproc/parallel_runs torch threads: 2 on 2
                        # cores trains two one-utterance simulations faster than one run with 2 threads
 keep_state=false       # keep strategy-*.pt (resume-only state: N replicas / residuals, GBs at 128) after a run
@@ -92,6 +94,9 @@ Options:
   --gpus N              0 (the CPU) or 1: a simulated cluster runs in one process on one GPU (default: 1 when
                         torch sees a GPU); ./run.sh runs real multi-GPU workers
   --dtype T             fp32 | bf16: bfloat16 autocast on cuda (default $dtype)
+  --probe B             true: before training, time --probe-steps steps of each kind of run (asr-trainer train
+                        --probe-steps) and print the estimated training time of the study (default $probe)
+  --probe-steps K       steps timed by each probe (default $probe_steps)
   --parallel-runs J     train J runs at once (stages 2-3), each with cores/J torch threads (default $parallel_runs)
   --keep-state B        keep the resume-only strategy-*.pt files of finished runs (default $keep_state)
 Stages:
@@ -240,14 +245,17 @@ run_pool() {
   return "$failed"
 }
 
+# baseline_cmd: the training command of the study's baselines, less --exp-dir and the seed
+baseline_cmd=(asr-trainer train --config conf/train.yaml "${common[@]}" --resume "${study_opts[@]}"
+              "num_epochs=$study_epochs")
+
 # train_baseline SEED: stage 2, the study's 1-worker baseline of one seed
 train_baseline() {
   local seed=$1 run_dir name t0
   name=$(seeded baseline "$seed"); run_dir=$dir/$name
   t0=$(date +%s)
   log "stage 2 (train): $name, seed $seed, $study_epochs epochs; log in $log_dir/stage2-train-$name.log"
-  logged 2 "train-$name" asr-trainer train --config conf/train.yaml --exp-dir "$run_dir" "${common[@]}" --resume \
-    "${study_opts[@]}" "num_epochs=$study_epochs" "seed=$seed"
+  logged 2 "train-$name" "${baseline_cmd[@]}" --exp-dir "$run_dir" "seed=$seed"
   [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
   finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
@@ -266,26 +274,36 @@ baseline_setting() {
   python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))$1)" "$base/train.yaml"
 }
 
-# train_cell "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK": stage 3, one simulated run
-train_cell() {
-  local name s n seed d cuts steps warmup block run_dir t0 batch reference
+# cell_cmd "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK" REFERENCE: sets cmd, the training
+# command of one simulated run of the plan (the baseline's train.yaml and model.yaml, the cell's settings)
+cell_cmd() {
+  local name s n seed d cuts steps warmup block reference=$2
   read -r name s n seed d cuts steps warmup block <<< "$1"
-  run_dir=$dir/$name
+  # shellcheck disable=SC2046
+  # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
+  local config=(--config "$base/train.yaml" "model_config=$base/model.yaml")
+  [ -f "$base/train.yaml" ] || config=(--config conf/train.yaml "${study_opts[@]}")  # a probe before stage 2
+  cmd=(asr-trainer train "${config[@]}" --exp-dir "$dir/$name" "${common[@]}"
+       --resume --simulate-workers "$n" $(sync_opts "$s" "$block")
+       "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed"
+       "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling"
+       "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1
+       progress_bar=false "${pool_opts[@]}" "${extra_train[@]}")
+}
+
+# train_cell CELL: stage 3, one simulated run of the plan
+train_cell() {
+  local name s n seed d cuts steps warmup block t0 batch reference cmd
+  read -r name s n seed d cuts steps warmup block <<< "$1"
   reference=$(baseline_setting "['data']['max_duration']")  # audio per baseline step: what optim.lr was set for
   t0=$(date +%s)
   batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
   log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
       "~$steps steps/epoch, $study_epochs epochs, warm-up $warmup; log in $log_dir/stage3-train-$name.log"
-  # shellcheck disable=SC2046
-  # --resume: a run dir without .done is this stage's own, interrupted; it goes on from its last checkpoint
-  logged 3 "train-$name" asr-trainer train --config "$base/train.yaml" --exp-dir "$run_dir" "${common[@]}" \
-    --resume --simulate-workers "$n" $(sync_opts "$s" "$block") "model_config=$base/model.yaml" \
-    "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed" \
-    "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling" \
-    "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1 \
-    progress_bar=false "${pool_opts[@]}" "${extra_train[@]}"
-  [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
-  finish_stage 3 "train-$name" "$run_dir/.done" "$t0"
+  cell_cmd "$1" "$reference"
+  logged 3 "train-$name" "${cmd[@]}"
+  [ "$keep_state" = true ] || rm -f "$dir/$name"/strategy-*.pt
+  finish_stage 3 "train-$name" "$dir/$name/.done" "$t0"
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
   estimate_left
 }
@@ -303,6 +321,36 @@ estimate_left() {
   [ "$done" -gt 0 ] && [ "$left" -gt 0 ] || return 0
   log "measured $((secs / done)) s per simulated run (mean of $done); the $left left, $parallel_runs at once:" \
       "about $((secs / done * left / parallel_runs / 60)) min (plus decoding)"
+}
+
+# estimate_queue: before the long stages, the speed of every kind of run still to train (the baselines; each
+# strategy x N) from a --probe-steps probe of its own settings, and the training time of the whole queue
+estimate_queue() {
+  local item name s n key cmd probed total=0 runs=0 reference
+  declare -A epoch_s=()
+  reference=$(python -c "import sys; from asr_trainer.config import load_config; from asr_trainer.train.config \
+import TrainConfig; print(load_config(TrainConfig, 'conf/train.yaml', sys.argv[1:]).data.max_duration)" "${study_opts[@]}")
+  for item in "${queue[@]}"; do
+    read -r name s n _ <<< "$item"
+    if [ "$name" = baseline ]; then
+      key=baseline; stage_selected 2 && [ ! -f "$dir/$(seeded baseline "$s")/.done" ] || continue
+      cmd=("${baseline_cmd[@]}" --exp-dir "$dir/probe")
+    else
+      key="$s at $n workers"; stage_selected 3 && [ ! -f "$dir/$name/.done" ] || continue
+      cell_cmd "$item" "$reference"
+    fi
+    if [ -z "${epoch_s[$key]:-}" ]; then
+      probed=$("${cmd[@]}" --probe-steps "$probe_steps" 2>>"$log_dir/probe.log" | grep '^probe:') ||
+        { log "probe of $key failed (see $log_dir/probe.log): no estimate"; return 0; }
+      epoch_s[$key]=$(grep -oE '[0-9]+ s$' <<< "$probed" | cut -d' ' -f1)
+      log "probe, $key: ${probed#probe: }"
+    fi
+    total=$((total + epoch_s[$key] * study_epochs)); runs=$((runs + 1))
+  done
+  [ "$runs" -gt 0 ] || return 0
+  log "estimate: $runs run(s) to train, $study_epochs epochs each, $parallel_runs at once: about" \
+      "$((total / parallel_runs / 60)) min of training (at the probed speeds; runs at once slow each other, so" \
+      "more), plus validation and decoding"
 }
 
 # decode_run NAME: stage 4, HLG decoding of one trained run
@@ -355,6 +403,7 @@ for item in "${queue[@]}"; do  # a run neither trained nor selected for training
   fi
 done
 log "stages 2-4: ${#queue[@]} run(s) to train and/or decode, $parallel_runs at once, $threads_each thread(s) each"
+[ "$probe" = true ] && estimate_queue
 run_pool run_item "${queue[@]}"
 
 # ------------------------------------------------------------------ 5: report
