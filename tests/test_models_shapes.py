@@ -58,3 +58,23 @@ def test_default_model_is_about_2m_parameters():
 def test_bad_size_names_the_setting():
     with pytest.raises(UserError, match="tdnn_lstm.lstm_dim"):
         load_config(ModelConfig, None, ["tdnn_lstm.lstm_dim=0"])
+
+
+@pytest.mark.parametrize("kind", ["tdnn", "tdnn_lstm"])
+def test_layer_norm_blocks_are_the_same_in_training_and_at_test(kind):
+    """``norm=layer``: no statistics across frames or utterances, so a training-mode forward (dropout off) of an
+    utterance in a padded batch equals its test-mode forward alone; with BatchNorm (the default) it does not."""
+    frames, other = torch.randn(1, 20, 10), torch.randn(1, 33, 10)
+    batch = torch.cat([torch.cat([frames, torch.randn(1, 13, 10)], 1), other])
+    for norm, same in (("layer", True), ("batch", False)):
+        torch.manual_seed(0)
+        cfg = load_config(ModelConfig, None, [f"kind={kind}", "num_features=10", *TINY[kind], f"{kind}.norm={norm}",
+                                              f"{kind}.dropout=0.0"])
+        model = build_model(cfg, num_outputs=5)
+        alone, lens = model.eval()(frames, torch.tensor([20]))
+        trained, _ = model.train()(batch, torch.tensor([20, 33]))
+        n = int(lens[0])
+        assert torch.allclose(alone[0, :n], trained[0, :n], atol=1e-5) == same, norm
+        assert any(b.is_floating_point() for b in model.buffers()) == (norm == "batch")  # running statistics
+    with pytest.raises(UserError, match=f"{kind}.norm"):
+        load_config(ModelConfig, None, [f"kind={kind}", f"{kind}.norm=group"])

@@ -84,19 +84,29 @@ def per_sample_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, lengths: torch.Te
 
 def run_conv_block(block: nn.Sequential, x: torch.Tensor, out_lens: torch.Tensor, per_sample: bool) -> torch.Tensor:
     """One :func:`conv_block` on ``x`` ``(N, C, T)``; ``per_sample``: its BatchNorm normalises each utterance
-    over its own ``out_lens`` valid output frames (:func:`per_sample_batch_norm`), as if trained alone."""
-    if not (per_sample and block.training):
+    over its own ``out_lens`` valid output frames (:func:`per_sample_batch_norm`), as if trained alone
+    (a LayerNorm block does so anyway)."""
+    if not (per_sample and block.training and isinstance(block[2], nn.BatchNorm1d)):
         return block(x)
     conv, relu, bn, dropout = block
     return dropout(per_sample_batch_norm(bn, relu(conv(x)), out_lens))
 
 
-def conv_block(in_dim: int, out_dim: int, kernel_size: int, stride: int, dilation: int, dropout: float) -> nn.Sequential:
-    """Conv1d (length-preserving padding before stride) + ReLU + BatchNorm + Dropout, on ``(N, C, T)``."""
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each frame of ``(N, C, T)``: no statistics across frames or utterances."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def conv_block(in_dim: int, out_dim: int, kernel_size: int, stride: int, dilation: int, dropout: float,
+               norm: str = "batch") -> nn.Sequential:
+    """Conv1d (length-preserving padding before stride) + ReLU + norm + Dropout, on ``(N, C, T)``; ``norm``:
+    ``batch`` (BatchNorm1d) or ``layer`` (:class:`ChannelLayerNorm`)."""
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv1d(in_dim, out_dim, kernel_size, stride=stride, padding=padding, dilation=dilation),
         nn.ReLU(),
-        nn.BatchNorm1d(out_dim),
+        nn.BatchNorm1d(out_dim) if norm == "batch" else ChannelLayerNorm(out_dim),
         nn.Dropout(dropout),
     )

@@ -20,6 +20,18 @@ def _dropout(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
+# The conv blocks' normalisation: "batch" (BatchNorm: statistics of the batch in training, running averages
+# at test) or "layer" (LayerNorm over the channels of each frame: the same in training and at test, whatever
+# the batch). With one-utterance worker batches BatchNorm normalises each utterance by its own statistics in
+# training but by the running averages at test; "layer" has no such mismatch (the scaling study's choice).
+Norm = Literal["batch", "layer"]
+
+
+def _norm(name: str, value: str) -> None:
+    if value not in ("batch", "layer"):
+        raise ValueError(f"{name} must be 'batch' or 'layer', got {value!r}")
+
+
 @dataclass(frozen=True)
 class TdnnConfig:
     """Dilated 1-D convolutions (Kaldi's TDNN): one layer per entry of ``dilations``.
@@ -33,8 +45,10 @@ class TdnnConfig:
     kernel_size: int = 3
     subsampling: int = 3
     dropout: float = 0.1
+    norm: Norm = "batch"
 
     def __post_init__(self) -> None:
+        _norm("tdnn.norm", self.norm)
         _positive("tdnn.hidden_dim", self.hidden_dim)
         _positive("tdnn.subsampling", self.subsampling)
         if not self.dilations or min(self.dilations) < 1:
@@ -63,8 +77,8 @@ class LstmConfig:
 class TdnnLstmConfig:
     """Convolutional front end (last conv has stride ``subsampling``), then LSTM layers.
 
-    In the manner of icefall's ``tdnn_lstm_ctc``: Conv1d + ReLU + BatchNorm layers,
-    then stacked LSTMs each followed by LayerNorm and a residual connection.
+    In the manner of icefall's ``tdnn_lstm_ctc``: Conv1d + ReLU + BatchNorm layers (``norm: layer``:
+    LayerNorm), then stacked LSTMs each followed by LayerNorm and a residual connection.
     """
 
     conv_dim: int = 256
@@ -74,8 +88,10 @@ class TdnnLstmConfig:
     bidirectional: bool = False
     subsampling: int = 3
     dropout: float = 0.1
+    norm: Norm = "batch"
 
     def __post_init__(self) -> None:
+        _norm("tdnn_lstm.norm", self.norm)
         for name in ("conv_dim", "num_conv_layers", "lstm_dim", "num_lstm_layers", "subsampling"):
             _positive(f"tdnn_lstm.{name}", getattr(self, name))
         _dropout("tdnn_lstm.dropout", self.dropout)

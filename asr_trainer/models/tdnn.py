@@ -20,7 +20,8 @@ class Tdnn(CtcModel):
         in_dim = num_features
         for i, dilation in enumerate(cfg.dilations):
             stride = cfg.subsampling if i == 0 else 1
-            layers.append(conv_block(in_dim, cfg.hidden_dim, cfg.kernel_size, stride, dilation, cfg.dropout))
+            layers.append(conv_block(in_dim, cfg.hidden_dim, cfg.kernel_size, stride, dilation, cfg.dropout,
+                                     cfg.norm))
             in_dim = cfg.hidden_dim
         self.layers = nn.Sequential(*layers)
 

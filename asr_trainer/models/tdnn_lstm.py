@@ -23,7 +23,7 @@ class TdnnLstm(CtcModel):
         in_dim = num_features
         for i in range(cfg.num_conv_layers):
             stride = cfg.subsampling if i == cfg.num_conv_layers - 1 else 1
-            convs.append(conv_block(in_dim, cfg.conv_dim, KERNEL_SIZE, stride, 1, cfg.dropout))
+            convs.append(conv_block(in_dim, cfg.conv_dim, KERNEL_SIZE, stride, 1, cfg.dropout, cfg.norm))
             in_dim = cfg.conv_dim
         self.convs = nn.Sequential(*convs)
         self.lstms = nn.ModuleList()
