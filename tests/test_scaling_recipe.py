@@ -270,3 +270,22 @@ def _check_saved_records(study: Path, saved: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(study / "report" / "results.csv", newline="") as f, open(saved / "results.csv", newline="") as g:
         assert list(csv.DictReader(f)) == list(csv.DictReader(g))
+
+
+@pytest.mark.slow
+def test_a_failed_baseline_stops_the_runs_waiting_for_it(tmp_path, quick_data_root):
+    """The baseline fails (a bad setting): the recipe fails within seconds with the trainer's message; the
+    strategy runs queued beside it stop waiting for its train.yaml instead of waiting 10 minutes."""
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("the recipe bootstraps .venv; none at the repository root")
+    work = _recipe_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
+                           "--data-root", str(quick_data_root), "--seeds", "42", "--strategies", "allreduce gtc",
+                           "--parallel-runs", "3", "--train-opts", "optim.lr=-1"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "optim.lr" in out, out[-3000:]  # the trainer's own message
+    assert "the study's baseline has not started" in out, out[-3000:]
+    assert (work / "exp" / QUICK_TAG / "scaling_quick" / "baseline" / ".failed").is_file()

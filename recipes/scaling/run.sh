@@ -266,7 +266,10 @@ train_baseline() {
   t0=$(date +%s)
   log "stage 2 (train): $name, seed $seed, $study_epochs epochs; log in $log_dir/stage2-train-$name.log"
   baseline_cmd "$seed"
-  logged 2 "train-$name" "${cmd[@]}"
+  rm -f "$run_dir/.failed"
+  if ! logged 2 "train-$name" "${cmd[@]}"; then  # .failed: the runs waiting for this baseline stop waiting
+    mkdir -p "$run_dir"; date > "$run_dir/.failed"; return 1
+  fi
   [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
   finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
@@ -277,7 +280,7 @@ train_baseline() {
 baseline_setting() {
   local waited=0
   while [ ! -f "$base/train.yaml" ]; do
-    if ! stage_selected 2 || [ "$waited" -ge 600 ]; then
+    if ! stage_selected 2 || [ "$waited" -ge 600 ] || [ -f "$base/.failed" ]; then
       log "no $base/train.yaml: the study's baseline has not started (stage 2)"; return 1
     fi
     sleep 5; waited=$((waited + 5))
