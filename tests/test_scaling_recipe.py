@@ -274,7 +274,7 @@ def _check_saved_records(study: Path, saved: Path) -> None:
 
 @pytest.mark.slow
 def test_a_failed_baseline_stops_the_runs_waiting_for_it(tmp_path, quick_data_root):
-    """The baseline fails (a bad setting): the recipe fails within seconds with the trainer's message; the
+    """The baseline fails (a bad model setting, which the plan does not read): the recipe fails within seconds with the trainer's message; the
     strategy runs queued beside it stop waiting for its train.yaml instead of waiting 10 minutes."""
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the recipe bootstraps .venv; none at the repository root")
@@ -282,10 +282,10 @@ def test_a_failed_baseline_stops_the_runs_waiting_for_it(tmp_path, quick_data_ro
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
                            "--data-root", str(quick_data_root), "--seeds", "42", "--strategies", "allreduce gtc",
-                           "--parallel-runs", "3", "--train-opts", "optim.lr=-1"],
+                           "--parallel-runs", "3", "--train-opts", "model.tdnn_lstm.lstm_dim=0"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
-    assert "optim.lr" in out, out[-3000:]  # the trainer's own message
+    assert "tdnn_lstm.lstm_dim must be positive" in out, out[-3000:]  # the trainer's own message
     assert "the study's baseline has not started" in out, out[-3000:]
     assert (work / "exp" / QUICK_TAG / "scaling_quick" / "baseline" / ".failed").is_file()
