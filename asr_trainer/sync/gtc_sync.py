@@ -153,14 +153,14 @@ class GtcSync:
 
 
 def _finite_or_none(vec: torch.Tensor) -> torch.Tensor | None:
-    """``vec`` if every element is finite, else None (one reduction; on a GPU one scalar read)."""
-    return vec if bool(torch.isfinite(vec).all()) else None
+    """``vec`` if every element is finite, else None (:func:`flat.all_finite`)."""
+    return vec if flat.all_finite(vec) else None
 
 
 def _grads_finite(model: torch.nn.Module) -> bool:
-    """Whether every gradient element of ``model`` is finite (missing ones count as zeros): one flat copy,
-    one reduction, one scalar read (on the CPU twice as fast as a reduction per parameter)."""
-    return bool(torch.isfinite(flat.grads(model)).all())
+    """Whether every gradient element of ``model`` is finite (missing ones count as zeros): one flat copy
+    and :func:`flat.all_finite`."""
+    return flat.all_finite(flat.grads(model))
 
 
 def _advance_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
