@@ -61,12 +61,13 @@ def test_bad_size_names_the_setting():
 
 
 @pytest.mark.parametrize("kind", ["tdnn", "tdnn_lstm"])
-def test_layer_norm_blocks_are_the_same_in_training_and_at_test(kind):
-    """``norm=layer``: no statistics across frames or utterances, so a training-mode forward (dropout off) of an
-    utterance in a padded batch equals its test-mode forward alone; with BatchNorm (the default) it does not."""
+def test_layer_and_instance_norm_blocks_are_the_same_in_training_and_at_test(kind):
+    """``norm=layer`` and ``instance``: no statistics across utterances, so a training-mode forward (dropout off)
+    of an utterance in a padded batch equals its test-mode forward alone; with BatchNorm (the default) it does
+    not."""
     frames, other = torch.randn(1, 20, 10), torch.randn(1, 33, 10)
     batch = torch.cat([torch.cat([frames, torch.randn(1, 13, 10)], 1), other])
-    for norm, same in (("layer", True), ("batch", False)):
+    for norm, same in (("layer", True), ("instance", True), ("batch", False)):
         torch.manual_seed(0)
         cfg = load_config(ModelConfig, None, [f"kind={kind}", "num_features=10", *TINY[kind], f"{kind}.norm={norm}",
                                               f"{kind}.dropout=0.0"])

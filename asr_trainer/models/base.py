@@ -63,16 +63,23 @@ class CtcModel(nn.Module):
         return log_probs, out_lens
 
 
-def per_sample_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``bn`` in training mode applied to each utterance of ``x`` ``(N, C, T)`` ALONE, over its ``lengths``
-    ``(N,)`` valid frames: what ``bn`` gives ``x[n:n+1, :, :lengths[n]]`` by itself. The running statistics
-    move by the mean of the N utterances' updates (as N workers' updated buffers averaged would), and
-    ``num_batches_tracked`` by N (one forward each). Frames past ``lengths`` come out unspecified."""
+def utterance_moments(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per utterance and channel of ``x`` ``(N, C, T)``, over its ``lengths`` ``(N,)`` valid frames: the mean and
+    the (biased) variance, each ``(N, C, 1)``, and the frame count ``(N, 1, 1)`` (at least 1)."""
     valid = (torch.arange(x.size(2), device=x.device)[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)
     valid = valid[:, None, :]
     count = lengths.to(x.device, x.dtype).clamp(min=1)[:, None, None]
     mean = (x * valid).sum(2, keepdim=True) / count
     var = ((x - mean) * valid).pow(2).sum(2, keepdim=True) / count
+    return mean, var, count
+
+
+def per_sample_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``bn`` in training mode applied to each utterance of ``x`` ``(N, C, T)`` ALONE, over its ``lengths``
+    ``(N,)`` valid frames: what ``bn`` gives ``x[n:n+1, :, :lengths[n]]`` by itself. The running statistics
+    move by the mean of the N utterances' updates (as N workers' updated buffers averaged would), and
+    ``num_batches_tracked`` by N (one forward each). Frames past ``lengths`` come out unspecified."""
+    mean, var, count = utterance_moments(x, lengths)
     y = (x - mean) / torch.sqrt(var + bn.eps) * bn.weight[None, :, None] + bn.bias[None, :, None]
     with torch.no_grad():
         unbiased = var * count / (count - 1).clamp(min=1)
@@ -82,10 +89,31 @@ def per_sample_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, lengths: torch.Te
     return y
 
 
+class UtteranceNorm(nn.Module):
+    """Each utterance normalised by its own per-channel mean and variance over its valid frames, then a learnt
+    per-channel scale and shift: in training and at test alike, whatever the batch (an instance norm; what
+    BatchNorm does in training on a one-utterance batch, without running statistics)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(N, C, T)`` with ``lengths`` ``(N,)`` valid frames -> ``(N, C, T)``; frames past ``lengths``
+        come out unspecified."""
+        mean, var, _ = utterance_moments(x, lengths)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight[None, :, None] + self.bias[None, :, None]
+
+
 def run_conv_block(block: nn.Sequential, x: torch.Tensor, out_lens: torch.Tensor, per_sample: bool) -> torch.Tensor:
     """One :func:`conv_block` on ``x`` ``(N, C, T)``; ``per_sample``: its BatchNorm normalises each utterance
     over its own ``out_lens`` valid output frames (:func:`per_sample_batch_norm`), as if trained alone
-    (a LayerNorm block does so anyway)."""
+    (LayerNorm and UtteranceNorm blocks do so anyway)."""
+    if isinstance(block[2], UtteranceNorm):
+        conv, relu, norm, dropout = block
+        return dropout(norm(relu(conv(x)), out_lens))
     if not (per_sample and block.training and isinstance(block[2], nn.BatchNorm1d)):
         return block(x)
     conv, relu, bn, dropout = block
@@ -102,11 +130,12 @@ class ChannelLayerNorm(nn.LayerNorm):
 def conv_block(in_dim: int, out_dim: int, kernel_size: int, stride: int, dilation: int, dropout: float,
                norm: str = "batch") -> nn.Sequential:
     """Conv1d (length-preserving padding before stride) + ReLU + norm + Dropout, on ``(N, C, T)``; ``norm``:
-    ``batch`` (BatchNorm1d) or ``layer`` (:class:`ChannelLayerNorm`)."""
+    ``batch`` (BatchNorm1d), ``layer`` (:class:`ChannelLayerNorm`) or ``instance`` (:class:`UtteranceNorm`:
+    run it with :func:`run_conv_block`, which gives it the lengths)."""
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv1d(in_dim, out_dim, kernel_size, stride=stride, padding=padding, dilation=dilation),
         nn.ReLU(),
-        nn.BatchNorm1d(out_dim) if norm == "batch" else ChannelLayerNorm(out_dim),
+        {"batch": nn.BatchNorm1d, "layer": ChannelLayerNorm, "instance": UtteranceNorm}[norm](out_dim),
         nn.Dropout(dropout),
     )

@@ -21,15 +21,16 @@ def _dropout(name: str, value: float) -> None:
 
 
 # The conv blocks' normalisation: "batch" (BatchNorm: statistics of the batch in training, running averages
-# at test) or "layer" (LayerNorm over the channels of each frame: the same in training and at test, whatever
-# the batch). With one-utterance worker batches BatchNorm normalises each utterance by its own statistics in
-# training but by the running averages at test; "layer" has no such mismatch (the scaling study's choice).
-Norm = Literal["batch", "layer"]
+# at test), "layer" (LayerNorm over the channels of each frame) or "instance" (each utterance by its own
+# statistics over its valid frames, in training and at test). With one-utterance worker batches BatchNorm
+# normalises each utterance by its own statistics in training but by running averages at test; "layer" and
+# "instance" are the same in training and at test whatever the batch ("instance": the scaling study's).
+Norm = Literal["batch", "layer", "instance"]
 
 
 def _norm(name: str, value: str) -> None:
-    if value not in ("batch", "layer"):
-        raise ValueError(f"{name} must be 'batch' or 'layer', got {value!r}")
+    if value not in ("batch", "layer", "instance"):
+        raise ValueError(f"{name} must be 'batch', 'layer' or 'instance', got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ fi
 [ "$parallel_runs" -ge 1 ] 2>/dev/null || { echo "$0: --parallel-runs must be >= 1" >&2; exit 1; }
 threads_each=$(( $(nproc) / parallel_runs )); [ "$threads_each" -ge 1 ] || threads_each=1
 pool_opts=(); [ "$parallel_runs" -gt 1 ] && pool_opts=("num_threads=$threads_each")
-case $norm in layer|batch) ;; *) echo "$0: --norm must be layer or batch" >&2; exit 1 ;; esac
+case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, layer or batch" >&2; exit 1 ;; esac
 study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "model.tdnn_lstm.norm=$norm"
             "model.tdnn.norm=$norm" "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
