@@ -249,8 +249,8 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     for name in ("baseline", "baseline-seed43", "gtc-w8"):  # every run trains the plan's 2 epochs
         assert len(json.loads((study / name / "train-summary.json").read_text())["epochs"]) == 2, name
     assert yaml.safe_load((study / "baseline-seed43" / "train.yaml").read_text())["seed"] == 43
-    for name in ("baseline", "gtc-w8"):  # the study's model: LayerNorm conv blocks (no batch statistics)
-        assert yaml.safe_load((study / name / "model.yaml").read_text())["tdnn_lstm"]["norm"] == "layer", name
+    for name in ("baseline", "gtc-w8"):  # the study's model: instance-norm conv blocks (no batch statistics)
+        assert yaml.safe_load((study / name / "model.yaml").read_text())["tdnn_lstm"]["norm"] == "instance", name
     report = (study / "report" / "report.md").read_text()
     assert "## Spread between seeds" in report and "| allreduce-w8 | 2 |" in report and "| baseline | 2 |" in report
     _check_saved_records(study, tmp_path / "saved")
