@@ -111,13 +111,12 @@ def run_conv_block(block: nn.Sequential, x: torch.Tensor, out_lens: torch.Tensor
     """One :func:`conv_block` on ``x`` ``(N, C, T)``; ``per_sample``: its BatchNorm normalises each utterance
     over its own ``out_lens`` valid output frames (:func:`per_sample_batch_norm`), as if trained alone
     (LayerNorm and UtteranceNorm blocks do so anyway)."""
-    if isinstance(block[2], UtteranceNorm):
-        conv, relu, norm, dropout = block
+    conv, relu, norm, dropout = block
+    if isinstance(norm, UtteranceNorm):
         return dropout(norm(relu(conv(x)), out_lens))
-    if not (per_sample and block.training and isinstance(block[2], nn.BatchNorm1d)):
-        return block(x)
-    conv, relu, bn, dropout = block
-    return dropout(per_sample_batch_norm(bn, relu(conv(x)), out_lens))
+    if per_sample and block.training and isinstance(norm, nn.BatchNorm1d):
+        return dropout(per_sample_batch_norm(norm, relu(conv(x)), out_lens))
+    return block(x)
 
 
 class ChannelLayerNorm(nn.LayerNorm):

@@ -7,7 +7,7 @@ sections keep their defaults and are ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 
 def _positive(name: str, value: int | float) -> None:
@@ -29,8 +29,8 @@ Norm = Literal["batch", "layer", "instance"]
 
 
 def _norm(name: str, value: str) -> None:
-    if value not in ("batch", "layer", "instance"):
-        raise ValueError(f"{name} must be 'batch', 'layer' or 'instance', got {value!r}")
+    if value not in get_args(Norm):
+        raise ValueError(f"{name} must be one of {list(get_args(Norm))}, got {value!r}")
 
 
 @dataclass(frozen=True)

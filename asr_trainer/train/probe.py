@@ -26,7 +26,8 @@ from asr_trainer.train.trainer import Run, make_batch_grad_fn, make_grad_fn, sta
 @dataclass(frozen=True)
 class Probe:
     """What ``steps`` timed global steps did: ``seconds`` of wall time, ``audio_s`` seconds of audio trained
-    by all workers together; ``epoch_audio_s``: seconds of audio in one epoch of the run's training cuts."""
+    by all workers together; ``epoch_audio_s``: seconds of audio in one epoch of the run's training cuts (before
+    the CTC length filter, which drops a few)."""
 
     steps: int
     seconds: float
@@ -58,9 +59,8 @@ def probe_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
     seconds = time.perf_counter() - start
     if done < steps:
         raise UserError(f"the probe needs {steps + 1} steps, but an epoch of these cuts has only {done + 1}")
-    epoch_audio = sum(c.duration for c in train_cuts.subset(first=cfg.data.max_train_cuts)) \
-        if cfg.data.max_train_cuts else sum(c.duration for c in train_cuts)
-    return Probe(done, seconds, audio, epoch_audio)
+    epoch_cuts = train_cuts.subset(first=cfg.data.max_train_cuts) if cfg.data.max_train_cuts else train_cuts
+    return Probe(done, seconds, audio, sum(c.duration for c in epoch_cuts))
 
 
 def _steps(run: Run, steps: int, grad_fn, batch_grad_fn) -> tuple[int, float]:
