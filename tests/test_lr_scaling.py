@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from asr_trainer.config import load_config
+from asr_trainer.data.cuts import mean_duration
 from asr_trainer.models import ModelConfig
 from asr_trainer.sync import AllReduceConfig, BmufConfig, GtcConfig, HybridConfig, NoSyncConfig, SimCommunicator
 from asr_trainer.sync.config import workers_per_step
@@ -49,7 +50,34 @@ def test_workers_that_form_one_optimizer_step():
 def test_step_batch_lr_per_strategy(sync, factor):
     cfg = load_config(TrainConfig, None, ["data.max_duration=10", "optim.lr=0.001", "optim.lr_scaling=sqrt",
                                           "optim.reference_batch=10"])
-    assert step_batch_lr(cfg, sync, 4).optim.lr == pytest.approx(0.001 * factor)  # 4 x 10 s, 2 x 10 s, 10 s
+    assert step_batch_lr(cfg, sync, 4, no_cuts).optim.lr == pytest.approx(0.001 * factor)  # 4 x 10 s, 2 x 10 s, 10 s
+
+
+def no_cuts() -> float:
+    raise AssertionError("a batch without max_cuts fills max_duration: the cuts' mean is not read")
+
+
+@pytest.mark.parametrize("max_cuts, mean_cut, per_worker", [(1, 2.5, 2.5), (2, 2.5, 5.0), (1, 30.0, 16.0)])
+def test_a_max_cuts_batch_holds_its_utterances_audio(max_cuts, mean_cut, per_worker):
+    """One-utterance worker batches (the scaling study's) are the mean utterance long, not max_duration:
+    128 of 2.5 s against 20 s is 16x the batch; max_duration still caps a batch of long cuts."""
+    cfg = load_config(TrainConfig, None, ["data.max_duration=16", f"data.max_cuts={max_cuts}", "optim.lr=0.001",
+                                          "optim.lr_scaling=linear", "optim.reference_batch=20"])
+    lr = step_batch_lr(cfg, AllReduceConfig(), 128, lambda: mean_cut).optim.lr
+    assert lr == pytest.approx(0.001 * 128 * per_worker / 20)
+
+
+def test_mean_duration_of_a_cut_set(tmp_path):
+    cuts = make_tone_cuts(tmp_path, 5, seed=3)
+    durations = [c.duration for c in cuts]
+    assert len(set(durations)) > 1  # the tones differ in length: a mean that could be wrong
+    assert mean_duration(cuts) == pytest.approx(sum(durations) / 5)
+    assert mean_duration(cuts.filter(lambda c: False)) == 0.0
+
+
+def test_no_scaling_leaves_the_settings_as_given():
+    cfg = load_config(TrainConfig, None, ["data.max_cuts=1"])
+    assert step_batch_lr(cfg, AllReduceConfig(), 128, no_cuts) is cfg
 
 
 def test_a_simulated_run_steps_with_the_scaled_rate_and_records_the_setting(tmp_path):

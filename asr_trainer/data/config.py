@@ -50,3 +50,11 @@ class DataConfig:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
         if self.max_train_cuts < 0:
             raise ValueError(f"data.max_train_cuts must be >= 0 (0 = all), got {self.max_train_cuts}")
+
+    def batch_audio(self, mean_cut: float) -> float:
+        """Seconds of audio in one worker batch, for corpora whose cuts last ``mean_cut`` seconds on
+        average: ``max_duration`` without ``max_cuts`` (the nominal fill of a duration-bounded batch),
+        else ``min(max_duration, max_cuts * mean_cut)`` (exact for ``max_cuts=1``: one utterance)."""
+        if self.max_cuts == 0:
+            return self.max_duration
+        return min(self.max_duration, self.max_cuts * mean_cut)

@@ -33,6 +33,14 @@ def load_cuts(cuts_dir: Path, corpus: str, split: str, lazy: bool = False) -> Cu
     return CutSet.from_jsonl_lazy(path) if lazy else CutSet.from_file(path).to_eager()
 
 
+def mean_duration(cuts: CutSet) -> float:
+    """Mean duration of ``cuts`` in seconds (one pass; 0.0 for none)."""
+    total, count = 0.0, 0
+    for cut in cuts:
+        total, count = total + cut.duration, count + 1
+    return total / count if count else 0.0
+
+
 def ctc_min_frames(tokens: Sequence[int]) -> int:
     """Fewest output frames CTC needs for ``tokens``: their count plus adjacent repeats."""
     repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)

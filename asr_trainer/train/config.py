@@ -18,7 +18,8 @@ class OptimConfig:
 
     ``lr_scaling``: the large-batch rule for a run whose optimizer step sees another batch than
     ``lr`` was set for. ``reference_batch``: seconds of audio per optimizer step that ``lr`` was
-    set for (the baseline's ``data.max_duration``). A step of ``B`` seconds (``data.max_duration``
+    set for (the baseline's ``data.max_duration``). A step of ``B`` seconds (a worker batch's audio,
+    :meth:`DataConfig.batch_audio`: ``data.max_duration``, or the mean utterance for ``max_cuts=1``,
     times the workers whose gradients form one step: all of them under all-reduce and GTC, a group
     under the hybrid, one under BMUF) gets ``lr * (B / reference_batch) ** p``: ``p = 1/2`` for
     ``sqrt`` (Adam; Malladi et al. 2022), ``p = 1`` for ``linear`` (SGD with warm-up; Goyal et al.

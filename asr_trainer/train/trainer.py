@@ -48,7 +48,7 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from asr_trainer import checkpoint as ckpt
-from asr_trainer.data.cuts import trainable_cuts
+from asr_trainer.data.cuts import mean_duration, trainable_cuts
 from asr_trainer.data.dataset import Encode
 from asr_trainer.data.sampler import make_loader, make_valid_sampler
 from asr_trainer.data.workers import WorkerData, WorkerRng
@@ -196,7 +196,7 @@ def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
         torch.set_num_threads(cfg.num_threads)
     seed_all(cfg.seed)  # the same initial model in every process; rank 0's is broadcast anyway
     device = torch.device(cfg.device)
-    scaled = step_batch_lr(cfg, sync_cfg, comm.world_size)  # the replicas' settings; train.yaml keeps cfg's
+    scaled = step_batch_lr(cfg, sync_cfg, comm.world_size, lambda: mean_duration(train_cuts))  # train.yaml keeps cfg's
     strategy = build_strategy(sync_cfg, comm, lambda: build_replica(model_cfg, scaled, num_outputs, device),
                               functools.partial(clipped_step, clip_norm=cfg.clip_norm))
     model = strategy.model
@@ -211,13 +211,18 @@ def start_run(cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig, co
     return Run(cfg, model_cfg, exp_dir, comm, strategy, data, encode, cuts.valid, settings, cuts.removed)
 
 
-def step_batch_lr(cfg: TrainConfig, sync_cfg: SyncConfig, world_size: int) -> TrainConfig:
-    """``cfg`` with the learning rate scaled for the batch of one optimizer step (``optim.lr_scaling``)."""
-    step_batch = cfg.data.max_duration * workers_per_step(sync_cfg, world_size)
+def step_batch_lr(cfg: TrainConfig, sync_cfg: SyncConfig, world_size: int,
+                  mean_cut: Callable[[], float]) -> TrainConfig:
+    """``cfg`` with the learning rate scaled for the batch of one optimizer step (``optim.lr_scaling``):
+    ``workers_per_step`` worker batches of :meth:`DataConfig.batch_audio` seconds each. ``mean_cut``: the
+    training cuts' mean duration in seconds (read only when a ``max_cuts`` batch needs it)."""
+    if cfg.optim.lr_scaling == "none":
+        return cfg
+    per_worker = cfg.data.batch_audio(mean_cut() if cfg.data.max_cuts else 0.0)
+    step_batch = per_worker * workers_per_step(sync_cfg, world_size)
     optim = batch_scaled(cfg.optim, step_batch)
-    if cfg.optim.lr_scaling != "none":
-        log.info("learning rate %.3g: %s scaling of %.3g for %.0f s of audio per optimizer step against %.0f s",
-                 optim.lr, cfg.optim.lr_scaling, cfg.optim.lr, step_batch, cfg.optim.reference_batch)
+    log.info("learning rate %.3g: %s scaling of %.3g for %.0f s of audio per optimizer step against %.0f s",
+             optim.lr, cfg.optim.lr_scaling, cfg.optim.lr, step_batch, cfg.optim.reference_batch)
     return dataclasses.replace(cfg, optim=optim)
 
 
