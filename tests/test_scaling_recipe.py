@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -233,9 +234,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     assert (hybrid_sync["bmuf"]["block_lr"], hybrid_sync["bmuf"]["optimizer_state"]) == (0.9, "keep")
     bmuf_sync = yaml.safe_load((study / "bmuf-w8" / "sync.yaml").read_text())
     assert (bmuf_sync["block_lr"], bmuf_sync["optimizer_state"]) == (0.9, "reset")  # the study's measured default
-    per_worker = {int(line.split()[0]): float(line.split()[1]) for line in (study / "plan.tsv").read_text().splitlines()}
-    lr = 0.003 * math.sqrt(8 * per_worker[8] / 40.0)  # GTC: all 8 workers' batches form one step
-    assert f"learning rate {lr:.3g}: sqrt scaling of 0.003" in (study / "log" / "stage3-train-gtc-w8.log").read_text()
+    _check_scaled_lr(study)
     assert "per simulated run (mean of" in proc.stderr  # the measured time per run, extrapolated
     assert "estimate: 11 run(s) to train, 2 epochs each, 2 at once" in proc.stderr  # probed before training
     assert "probe, gtc at 8 workers: 3 steps of 8 worker(s), sync gtc:" in proc.stderr
@@ -254,6 +253,34 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     report = (study / "report" / "report.md").read_text()
     assert "## Spread between seeds" in report and "| allreduce-w8 | 2 |" in report and "| baseline | 2 |" in report
     _check_saved_records(study, tmp_path / "saved")
+    _check_a_part_with_other_epochs_is_refused(work, env, quick_data_root)
+
+
+def _check_scaled_lr(study: Path) -> None:
+    """GTC at 8 workers: all 8 worker batches form one step; a one-utterance batch counts its utterance's audio."""
+    plan_rows = [line.split("\t") for line in (study / "plan.tsv").read_text().splitlines()]
+    cap, max_cuts = next((float(r[1]), int(r[2])) for r in plan_rows if r[0] == "8")
+    log = (study / "log" / "stage3-train-gtc-w8.log").read_text()
+    found = re.search(r"learning rate (\S+): sqrt scaling of 0.003 for (\d+) s of audio per optimizer step "
+                      r"against 40 s", log)
+    assert found, log[-2000:]
+    lr, step = float(found[1]), float(found[2])
+    assert lr == pytest.approx(0.003 * math.sqrt(step / 40.0), rel=0.01)
+    if max_cuts:
+        assert 0 < step < 8 * cap  # the utterances' audio, not the cap
+    else:
+        assert step == pytest.approx(8 * cap, abs=0.5)
+
+
+def _check_a_part_with_other_epochs_is_refused(work: Path, env: dict, data_root: Path) -> None:
+    """A later part must train the epochs of the study's baseline: other epochs stop before any training."""
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
+                           "--data-root", str(data_root), "--workers", "4", "--epochs", "3"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "trained 2 epochs, this plan has 3" in proc.stderr and "pass --epochs 2" in proc.stderr, proc.stderr[-2000:]
+    plan = work / "exp" / QUICK_TAG / "scaling_quick" / "plan.tsv"
+    assert plan.read_text().count("\n") == 2  # the study's plan is kept: the refused part did not replace it
 
 
 def _check_saved_records(study: Path, saved: Path) -> None:

@@ -30,8 +30,8 @@ class DecodeConfig:
     test_splits: tuple[str, ...] = ("test",)
     epoch: int = 0
     avg: int = 2
-    beam: float = 12.0
-    max_active: int = 3000
+    beam: float = 10.0
+    max_active: int = 2000
     min_active: int = 200
     acoustic_scales: tuple[float, ...] = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
     blank_penalties: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)

@@ -191,15 +191,29 @@ case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, lay
 study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "model.tdnn_lstm.norm=$norm"
             "model.tdnn.norm=$norm" "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
+# check_epochs PLAN: a part of the study (a subset of --workers) plans its epochs from its own largest N; it
+# must train as many as the study's baseline did, or its rows compare unequal training
+check_epochs() {
+  local planned trained
+  [ -f "$dir/baseline/train.yaml" ] || return 0
+  planned=$(head -n 1 "$1" | cut -f 7)
+  trained=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['num_epochs'])" "$dir/baseline/train.yaml")
+  [ "$trained" = "$planned" ] && return 0
+  log "the study's baseline ($dir/baseline) trained $trained epochs, this plan has $planned (from the largest of" \
+      "--workers \"$workers\"): pass --epochs $trained, or use another --study"
+  return 1
+}
+
 if [ 1 -ge "$stage" ] && [ 1 -le "$stop_stage" ]; then
   log "stage 1 (plan): epochs, per-worker batches, steps, warm-up and BMUF blocks -> $plan"
   plan_opts=(--cuts "$fbank/${corpus}_cuts_train.jsonl.gz" --train-config conf/train.yaml --workers "$workers"
              --min-batches "$min_batches" --min-updates "$min_updates" --epochs "${epochs:-0}"
              --bmuf-syncs "$bmuf_syncs" --bmuf-block "$bmuf_block" --group-size "$group_size")
   [ "$scale_warmup" = true ] || plan_opts+=(--no-scale-warmup)
-  python recipes/scaling/local/plan.py "${plan_opts[@]}" "${study_opts[@]}" > "$plan.tmp" \
+  python recipes/scaling/local/plan.py "${plan_opts[@]}" "${study_opts[@]}" > "$plan.tmp.$$" \
     2> >(tee -a "$log_dir/stage1-plan.log" >&2)
-  mv "$plan.tmp" "$plan"
+  check_epochs "$plan.tmp.$$" || { rm -f "$plan.tmp.$$"; exit 1; }
+  mv "$plan.tmp.$$" "$plan"
 fi
 [ -f "$plan" ] || { log "no $plan: run stage 1"; exit 1; }
 study_epochs=$(head -n 1 "$plan" | cut -f 7)
