@@ -40,8 +40,9 @@ seed_workers=          # the N whose dense all-reduce runs take every seed (defa
 bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-syncs block syncs per epoch
 bmuf_syncs=4
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
-lr_scaling=none        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
-                       # against the baseline's (optim.lr_scaling; see README.md "Large batches")
+lr_scaling=sqrt        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
+                       # against the baseline's (optim.lr_scaling; docs/DESIGN.md, "Learning rate for large batches"). sqrt: dense
+                       # all-reduce at 128 one-utterance workers, dev WER 52.05% against 55.01% with none
 norm=instance          # the model's conv-block normalisation: instance (each utterance by its own statistics),
                        # layer (LayerNorm) or batch (BatchNorm). With one-utterance worker batches BatchNorm trains
                        # on per-utterance statistics but tests with running averages (dense all-reduce at 128
