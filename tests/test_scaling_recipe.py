@@ -261,7 +261,7 @@ def _check_scaled_lr(study: Path) -> None:
     plan_rows = [line.split("\t") for line in (study / "plan.tsv").read_text().splitlines()]
     cap, max_cuts = next((float(r[1]), int(r[2])) for r in plan_rows if r[0] == "8")
     log = (study / "log" / "stage3-train-gtc-w8.log").read_text()
-    found = re.search(r"learning rate (\S+): sqrt scaling of 0.003 for (\d+) s of audio per optimizer step "
+    found = re.search(r"learning rate (\S+): sqrt scaling of 0.003 for ([\d.]+) s of audio per optimizer step "
                       r"against 40 s", log)
     assert found, log[-2000:]
     lr, step = float(found[1]), float(found[2])
@@ -269,7 +269,7 @@ def _check_scaled_lr(study: Path) -> None:
     if max_cuts:
         assert 0 < step < 8 * cap  # the utterances' audio, not the cap
     else:
-        assert step == pytest.approx(8 * cap, abs=0.5)
+        assert step == pytest.approx(8 * cap, abs=0.05)
 
 
 def _check_a_part_with_other_epochs_is_refused(work: Path, env: dict, data_root: Path) -> None:

@@ -221,7 +221,7 @@ def step_batch_lr(cfg: TrainConfig, sync_cfg: SyncConfig, world_size: int,
     per_worker = cfg.data.batch_audio(mean_cut() if cfg.data.max_cuts else 0.0)
     step_batch = per_worker * workers_per_step(sync_cfg, world_size)
     optim = batch_scaled(cfg.optim, step_batch)
-    log.info("learning rate %.3g: %s scaling of %.3g for %.0f s of audio per optimizer step against %.0f s",
+    log.info("learning rate %.3g: %s scaling of %.3g for %.1f s of audio per optimizer step against %.0f s",
              optim.lr, cfg.optim.lr_scaling, cfg.optim.lr, step_batch, cfg.optim.reference_batch)
     return dataclasses.replace(cfg, optim=optim)
 
