@@ -254,6 +254,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     assert "## Spread between seeds" in report and "| allreduce-w8 | 2 |" in report and "| baseline | 2 |" in report
     _check_saved_records(study, tmp_path / "saved")
     _check_a_part_with_other_epochs_is_refused(work, env, quick_data_root)
+    _check_a_part_runs_only_its_workers(work, env, quick_data_root)
 
 
 def _check_scaled_lr(study: Path) -> None:
@@ -316,3 +317,17 @@ def test_a_failed_baseline_stops_the_runs_waiting_for_it(tmp_path, quick_data_ro
     assert "tdnn_lstm.lstm_dim must be positive" in out, out[-3000:]  # the trainer's own message
     assert "the study's baseline has not started" in out, out[-3000:]
     assert (work / "exp" / QUICK_TAG / "scaling_quick" / "baseline" / ".failed").is_file()
+
+
+def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) -> None:
+    """A part without stage 1 keeps the study's plan (4 and 8 workers) but queues only its own --workers."""
+    study = work / "exp" / QUICK_TAG / "scaling_quick"
+    (study / "allreduce-w8" / ".decoded-hlg").unlink()  # would be queued for decoding by a part at 8 workers
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
+                           "--data-root", str(data_root), "--workers", "4", "--strategies", "allreduce",
+                           "--seeds", "42", "--stage", "4", "--stop-stage", "4"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
+    assert not (study / "allreduce-w8" / ".decoded-hlg").exists()
+

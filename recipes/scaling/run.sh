@@ -244,10 +244,11 @@ sync_opts() {
   esac
 }
 
-cells() {  # every "name strategy N seed max_duration max_cuts steps warmup block" of the plan
+cells() {  # every "name strategy N seed max_duration max_cuts steps warmup block" of the plan, for N in --workers
   local s n d cuts steps warmup block seed seeds_here
   for s in $strategies; do
     while IFS=$'\t' read -r n d cuts steps warmup block _; do
+      [[ " $workers " == *" $n "* ]] || continue  # a plan of another part (stage 1 not run this time)
       seeds_here=${seed_list[0]}
       [ "$s" = allreduce ] && [ "$n" = "$seed_workers" ] && seeds_here=${seed_list[*]}
       for seed in $seeds_here; do
