@@ -129,7 +129,9 @@ def test_slurm_script_runs_the_recipes_stage_5_on_every_node(tmp_path):
     """recipes/multinode/train.sbatch with stand-ins for scontrol and srun (node 1 of node0, node1; 8 GPUs)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\necho node0; echo node1\n")
+    # node0 first, then enough names to fill a pipe: a reader that stops after the first line (head -n 1)
+    # would kill scontrol with SIGPIPE, and the script under pipefail with it (exit 141), every time
+    (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\nprintf 'node%d\\n' $(seq 0 99999)\n")
     (bin_dir / "srun").write_text('#!/usr/bin/env bash\nwhile [[ $1 == --* ]]; do shift; done\n'
                                   'SLURM_NODEID=1 exec "$@"\n')
     for stub in bin_dir.iterdir():
