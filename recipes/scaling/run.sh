@@ -41,8 +41,9 @@ bmuf_block=0           # BMUF / hybrid block size; 0: automatic, about --bmuf-sy
 bmuf_syncs=4
 scale_warmup=true      # scale the baseline's warm-up steps by the ratio of steps per epoch
 lr_scaling=sqrt        # none | sqrt | linear: the learning rate scaled for the batch of one optimizer step
-                       # against the baseline's (optim.lr_scaling; docs/DESIGN.md, "Learning rate for large batches"). sqrt: dense
-                       # all-reduce at 128 one-utterance workers, dev WER 52.05% against 55.01% with none
+                       # against the baseline's (optim.lr_scaling; docs/DESIGN.md, "Learning rate for large
+                       # batches"). sqrt: dense all-reduce at 128 one-utterance workers, dev WER 52.05% against
+                       # 55.01% with none
 norm=instance          # the model's conv-block normalisation: instance (each utterance by its own statistics),
                        # layer (LayerNorm) or batch (BatchNorm). With one-utterance worker batches BatchNorm trains
                        # on per-utterance statistics but tests with running averages (dense all-reduce at 128
@@ -192,15 +193,29 @@ case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, lay
 study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "model.tdnn_lstm.norm=$norm"
             "model.tdnn.norm=$norm" "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
+base=$dir/baseline
+# baseline_setting KEY: a setting of the first seed's baseline train.yaml (written when its training starts;
+# with stage 2 selected, waits up to 10 min for it: that baseline may be starting beside this job)
+baseline_setting() {
+  local waited=0
+  while [ ! -f "$base/train.yaml" ]; do
+    if ! stage_selected 2 || [ "$waited" -ge 600 ] || [ -f "$base/.failed" ]; then
+      log "no $base/train.yaml: the study's baseline has not started (stage 2)"; return 1
+    fi
+    sleep 5; waited=$((waited + 5))
+  done
+  python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))$1)" "$base/train.yaml"
+}
+
 # check_epochs PLAN: a part of the study (a subset of --workers) plans its epochs from its own largest N; it
 # must train as many as the study's baseline did, or its rows compare unequal training
 check_epochs() {
   local planned trained
-  [ -f "$dir/baseline/train.yaml" ] || return 0
+  [ -f "$base/train.yaml" ] || return 0
   planned=$(head -n 1 "$1" | cut -f 7)
-  trained=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['num_epochs'])" "$dir/baseline/train.yaml")
+  trained=$(baseline_setting "['num_epochs']")
   [ "$trained" = "$planned" ] && return 0
-  log "the study's baseline ($dir/baseline) trained $trained epochs, this plan has $planned (from the largest of" \
+  log "the study's baseline ($base) trained $trained epochs, this plan has $planned (from the largest of" \
       "--workers \"$workers\"): pass --epochs $trained, or use another --study"
   return 1
 }
@@ -290,19 +305,6 @@ train_baseline() {
   [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
   finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
-}
-
-# baseline_setting KEY: a setting of the first seed's baseline train.yaml (written when its training starts;
-# with stage 2 selected, waits up to 10 min for it: that baseline may be starting beside this job)
-baseline_setting() {
-  local waited=0
-  while [ ! -f "$base/train.yaml" ]; do
-    if ! stage_selected 2 || [ "$waited" -ge 600 ] || [ -f "$base/.failed" ]; then
-      log "no $base/train.yaml: the study's baseline has not started (stage 2)"; return 1
-    fi
-    sleep 5; waited=$((waited + 5))
-  done
-  python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))$1)" "$base/train.yaml"
 }
 
 # cell_cmd "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK" REFERENCE: sets cmd, the training
@@ -417,7 +419,6 @@ run_item() {
 # One queue, --parallel-runs at a time, each run with its share of the cores: the baselines (one per seed),
 # then the plan's cells; each run is decoded as soon as it is trained. A run's output goes to its own log
 # (log/stage<N>-{train,decode}-<name>.log), its training wall time to train-seconds.tsv.
-base=$dir/baseline
 case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
 queue=()
 for seed in "${seed_list[@]}"; do
