@@ -194,17 +194,19 @@ study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "model.
             "model.tdnn.norm=$norm" "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
 base=$dir/baseline
-# baseline_setting KEY: a setting of the first seed's baseline train.yaml (written when its training starts;
-# with stage 2 selected, waits up to 10 min for it: that baseline may be starting beside this job)
+# baseline_setting KEY: a setting of the first seed's baseline train.yaml (written when its training starts)
 baseline_setting() {
-  local waited=0
-  while [ ! -f "$base/train.yaml" ]; do
-    if ! stage_selected 2 || [ "$waited" -ge 600 ] || [ -f "$base/.failed" ]; then
-      log "no $base/train.yaml: the study's baseline has not started (stage 2)"; return 1
-    fi
-    sleep 5; waited=$((waited + 5))
-  done
   python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))$1)" "$base/train.yaml"
+}
+
+# reference_batch: the audio of one baseline step in seconds (data.max_duration), what optim.lr was set for:
+# the study baseline's own setting once it has started, else the study's training settings (which that
+# baseline, still queued, will train with)
+reference_batch() {
+  if [ -f "$base/train.yaml" ]; then baseline_setting "['data']['max_duration']"; return; fi
+  python -c "import sys; from asr_trainer.config import load_config; from asr_trainer.train.config \
+import TrainConfig; opts = [o for o in sys.argv[1:] if not o.startswith('model.')]; \
+print(load_config(TrainConfig, 'conf/train.yaml', opts).data.max_duration)" "${study_opts[@]}"
 }
 
 # check_epochs PLAN: a part of the study (a subset of --workers) plans its epochs from its own largest N; it
@@ -298,10 +300,7 @@ train_baseline() {
   t0=$(date +%s)
   log "stage 2 (train): $name, seed $seed, $study_epochs epochs; log in $log_dir/stage2-train-$name.log"
   baseline_cmd "$seed"
-  rm -f "$run_dir/.failed"
-  if ! logged 2 "train-$name" "${cmd[@]}"; then  # .failed: the runs waiting for this baseline stop waiting
-    mkdir -p "$run_dir"; date > "$run_dir/.failed"; return 1
-  fi
+  logged 2 "train-$name" "${cmd[@]}" || return 1
   [ "$keep_state" = true ] || rm -f "$run_dir"/strategy-*.pt
   finish_stage 2 "train-$name" "$run_dir/.done" "$t0"
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
@@ -328,7 +327,7 @@ cell_cmd() {
 train_cell() {
   local name s n seed d cuts steps warmup block t0 batch reference cmd
   read -r name s n seed d cuts steps warmup block <<< "$1"
-  reference=$(baseline_setting "['data']['max_duration']")  # audio per baseline step: what optim.lr was set for
+  reference=$(reference_batch)
   t0=$(date +%s)
   batch="$d s"; [ "$cuts" = 1 ] && batch="1 utterance"
   log "stage 3 (train): $name: $s at $n simulated workers, seed $seed: $batch a worker batch," \
@@ -361,9 +360,7 @@ estimate_left() {
 estimate_queue() {
   local item name s n key cmd probed total=0 runs=0 reference
   declare -A epoch_s=()
-  reference=$(python -c "import sys; from asr_trainer.config import load_config; from asr_trainer.train.config \
-import TrainConfig; opts = [o for o in sys.argv[1:] if not o.startswith('model.')]; \
-print(load_config(TrainConfig, 'conf/train.yaml', opts).data.max_duration)" "${study_opts[@]}") || return 0
+  reference=$(reference_batch) || return 0
   for item in "${queue[@]}"; do
     read -r name s n _ <<< "$item"
     if [ "$name" = baseline ]; then
