@@ -30,7 +30,8 @@ def test_a_partial_hybrid_bmuf_section_keeps_the_allowed_state():
 def test_the_measured_best_settings():
     bmuf = BmufConfig()
     assert (bmuf.nesterov, bmuf.optimizer_state, bmuf.block_momentum) == (False, "reset", "sqrt")
-    assert (GtcConfig().tau, GtcConfig().target_density) == (0.003, 0.01)
+    gtc = GtcConfig()
+    assert (gtc.tau, gtc.target_density, gtc.tau_adapt_rate, gtc.tau_adapt_smoothing) == (0.003, 0.01, 0.25, 0.2)
     hybrid = HybridConfig()
     assert hybrid.group_size == "auto" and hybrid.bmuf.optimizer_state == "keep"  # the only one allowed with GTC
     assert not hybrid.bmuf.nesterov and hybrid.bmuf.block_momentum == "sqrt"

@@ -8,7 +8,7 @@ from torch import nn
 from asr_trainer.sync import GtcConfig, Replica, SimCommunicator, build_strategy, codec, gtc
 from asr_trainer.sync.codec import SparseMessage, decode, encode
 from asr_trainer.sync.gtc import (accumulate_and_threshold, adapt_tau, aggregate, aggregate_payloads, as_float32,
-                                  threshold)
+                                  smooth_density, threshold)
 
 GRADS = [[0.5, -1.25, 2.5], [0.75, 0.5, -0.25], [-0.5, -0.5, 0.25]]  # exact in binary
 
@@ -35,11 +35,46 @@ def test_residual_by_hand_and_nothing_lost():
 
 
 def test_adaptive_tau_moves_towards_target_density():
-    cfg = GtcConfig(tau=1.0, target_density=0.01)
+    cfg = GtcConfig(tau=1.0, target_density=0.01, tau_adapt_rate=0.5)
     assert adapt_tau(1.0, 0.04, cfg) == pytest.approx(2.0)  # (0.04/0.01)**0.5 = 2
     assert adapt_tau(1.0, 0.0025, cfg) == pytest.approx(0.5)
     assert adapt_tau(1.0, 0.0, cfg) == 0.5
     assert adapt_tau(1.0, 0.5, GtcConfig(tau=1.0, target_density=None)) == 1.0  # fixed tau
+
+
+def test_running_density_by_hand():
+    cfg = GtcConfig(target_density=0.04, tau_adapt_smoothing=0.25)
+    assert smooth_density(None, 0.16, cfg) == pytest.approx(0.07)  # from the target: 0.75 * 0.04 + 0.25 * 0.16
+    assert smooth_density(0.08, 0.0, cfg) == pytest.approx(0.06)  # 0.75 * 0.08 + 0.25 * 0
+    assert smooth_density(0.06, 0.5, cfg) == pytest.approx(0.17)  # 0.75 * 0.06 + 0.25 * 0.5
+    assert smooth_density(0.06, 0.5, GtcConfig(tau_adapt_smoothing=1.0)) == 0.5  # the last message alone
+    with pytest.raises(ValueError, match="tau_adapt_smoothing"):
+        GtcConfig(tau_adapt_smoothing=0.0)
+
+
+def _adam_like_densities(cfg: GtcConfig, steps: int, numel: int = 100_000) -> list[float]:
+    """Densities of one worker whose updates move every element by about the learning rate a step (as Adam's
+    do: a consistent sign per element plus noise, times an LR warmed up over 19 steps), tau adapting."""
+    gen = torch.Generator().manual_seed(0)
+    drift, residual, tau, mean, out = torch.randn(numel, generator=gen), torch.zeros(numel), cfg.tau, None, []
+    for t in range(1, steps + 1):
+        update = 0.0044 * min(1.0, t / 19) * (0.5 * drift + torch.randn(numel, generator=gen)).clamp(-2, 2)
+        density = accumulate_and_threshold(residual, update, tau).count / numel
+        mean = smooth_density(mean, density, cfg)
+        tau = adapt_tau(tau, mean, cfg)
+        out.append(density)
+    return out
+
+
+def test_a_running_density_holds_the_target_where_single_messages_swing():
+    """With Adam-like updates, tau set from each message's density alone cycles (every element crosses it
+    in the same step, then none does) at many times the target; set from the running density it settles."""
+    last = slice(60, 120)
+    swinging = _adam_like_densities(GtcConfig(tau=0.003, target_density=0.01, tau_adapt_smoothing=1.0,
+                                              tau_adapt_rate=0.5), 120)
+    assert np.mean(swinging[last]) > 0.05 and min(swinging[last]) < 0.005 < 0.05 < max(swinging[last])
+    settled = _adam_like_densities(GtcConfig(tau=0.003, target_density=0.01), 120)  # the defaults
+    assert 0.008 < np.mean(settled[last]) < 0.0125
 
 
 class Linear3(nn.Module):
@@ -227,3 +262,13 @@ def test_non_finite_contribution_is_dropped_counted_and_never_enters_the_residua
     assert residuals[1].tolist() == [sign * g for g in GRADS[1]]  # step 2's alone: step 1's never entered
     assert torch.isfinite(s.model.w).all() and state["dropped"] == 1
     assert s.summary.as_dict()["gtc_dropped_nonfinite"] == 1
+
+
+def test_worker_state_round_trips_with_its_running_density():
+    from asr_trainer.sync.gtc_sync import GtcWorker
+
+    worker = GtcWorker(torch.tensor([0.25, -0.5]), as_float32(0.003), density=0.0125)
+    back = GtcWorker.from_state_dict(worker.state_dict())
+    assert (back.residual.tolist(), back.tau, back.density) == ([0.25, -0.5], worker.tau, 0.0125)
+    old = {k: v for k, v in worker.state_dict().items() if k != "density"}  # saved before it was kept
+    assert GtcWorker.from_state_dict(old).density is None

@@ -51,8 +51,9 @@ class GtcConfig:
     3e-3, 5.6% density) against 1.281 (gradient, 10% density) and 1.034 for a dense
     all-reduce; Adam's per-element normalisation amplifies a sparse +/-tau gradient.
     ``target_density``: when set (default 0.01, the scaling study's 1%; ``None`` keeps tau fixed),
-    each worker rescales its tau after every step by ``clamp((density / target) ** tau_adapt_rate, 1/2, 2)``;
-    ``tau`` is then the start value.
+    each worker rescales its tau after every step by ``clamp((d / target) ** tau_adapt_rate, 1/2, 2)``,
+    d its running density: ``d = (1 - s) * d + s * density`` over its messages, ``s =
+    tau_adapt_smoothing`` (1: the last message's density alone); ``tau`` is then the start value.
     ``encoding``: ``"strom"`` (int32 index+sign, 32 bits per sent element) or
     ``"compact"`` (per message the smaller of varint-coded index gaps and a
     presence bitmap plus sign bits; see :mod:`asr_trainer.sync.codec`).
@@ -62,7 +63,8 @@ class GtcConfig:
     tau: float = 3e-3
     threshold_on: Literal["gradient", "update"] = "update"
     target_density: Union[float, None] = 0.01
-    tau_adapt_rate: float = 0.5
+    tau_adapt_rate: float = 0.25
+    tau_adapt_smoothing: float = 0.2
     encoding: Literal["strom", "compact"] = "compact"
 
     def __post_init__(self) -> None:
@@ -72,6 +74,8 @@ class GtcConfig:
             raise ValueError(f"gtc target_density must be in (0, 1], got {self.target_density}")
         if not self.tau_adapt_rate > 0:
             raise ValueError(f"gtc tau_adapt_rate must be > 0, got {self.tau_adapt_rate}")
+        if not 0 < self.tau_adapt_smoothing <= 1:
+            raise ValueError(f"gtc tau_adapt_smoothing must be in (0, 1], got {self.tau_adapt_smoothing}")
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,23 @@ def _threshold_any(residual: torch.Tensor, tau: float) -> SparseMessage:
     return SparseMessage(msg.indices.numpy(), msg.negative.numpy(), tau, residual.numel())
 
 
+def smooth_density(mean: float | None, density: float, cfg: GtcConfig) -> float:
+    """A worker's running density after a message with ``density`` (sent / numel): the exponential mean
+    ``(1 - s) * mean + s * density``, ``s = cfg.tau_adapt_smoothing``, starting (``mean`` None) from
+    ``cfg.target_density`` (from ``density`` when tau is fixed).
+
+    With Adam updates every element moves by about the learning rate a step, so elements cross tau in
+    waves and single messages swing between near 0 and far above the target; the mean over several
+    messages is what tau should follow. Starting at the target keeps the empty messages of the LR
+    warm-up from halving tau into a burst."""
+    if mean is None:
+        mean = density if cfg.target_density is None else cfg.target_density
+    s = cfg.tau_adapt_smoothing
+    return (1.0 - s) * mean + s * density
+
+
 def adapt_tau(tau: float, density: float, cfg: GtcConfig) -> float:
-    """Next tau of a worker whose last message had ``density`` (sent / numel)."""
+    """Next tau of a worker whose running density (:func:`smooth_density`) is ``density``."""
     if cfg.target_density is None:
         return tau
     factor = (density / cfg.target_density) ** cfg.tau_adapt_rate if density > 0 else 0.5

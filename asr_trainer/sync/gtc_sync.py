@@ -23,7 +23,7 @@ import torch
 from asr_trainer.sync import flat_vectors as flat
 from asr_trainer.sync.config import GtcConfig
 from asr_trainer.sync.step_context import GroupState, StepContext
-from asr_trainer.sync.gtc import adapt_tau, as_float32
+from asr_trainer.sync.gtc import adapt_tau, as_float32, smooth_density
 from asr_trainer.sync.gtc_kernels import GtcKernels, kernels_for
 from asr_trainer.sync.inside_group import SharedBuffers
 from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimizer
@@ -32,10 +32,12 @@ from asr_trainer.sync.replica import Replica, copy_hyperparameters, twin_optimiz
 @dataclass
 class GtcWorker:
     """One worker's GTC state: ``residual`` float32 (P,) on the model's device, its current ``tau``
-    (float32-rounded) and, when thresholding updates, its own optimizer state (``twin``)."""
+    (float32-rounded), its running density (fraction of elements sent, :func:`smooth_density`; None
+    before its first message) and, when thresholding updates, its own optimizer state (``twin``)."""
 
     residual: torch.Tensor
     tau: float
+    density: float | None = None
     twin: torch.optim.Optimizer | None = None
     pending_twin_state: dict | None = None  # loaded before the twin exists; applied when it is built
 
@@ -51,12 +53,14 @@ class GtcWorker:
 
     def state_dict(self) -> dict[str, Any]:
         twin = self.twin.state_dict() if self.twin is not None else self.pending_twin_state
-        return {"residual": self.residual, "tau": self.tau, "twin_optimizer": twin}
+        return {"residual": self.residual, "tau": self.tau, "density": self.density, "twin_optimizer": twin}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "GtcWorker":
-        """Inverse of :meth:`state_dict`; the residual stays where it was loaded (moved on first use)."""
-        return cls(state["residual"].clone(), float(state["tau"]), pending_twin_state=state["twin_optimizer"])
+        """Inverse of :meth:`state_dict`; the residual stays where it was loaded (moved on first use).
+        A state saved before the running density was kept restarts it (None)."""
+        return cls(state["residual"].clone(), float(state["tau"]), state.get("density"),
+                   pending_twin_state=state["twin_optimizer"])
 
 
 @dataclass
@@ -121,7 +125,8 @@ class GtcSync:
             msg = kernels.threshold(worker.residual, contribution, worker.tau)
             density = msg.count / max(msg.numel, 1)
             ctx.densities.append(density)
-            worker.tau = adapt_tau(worker.tau, density, self.cfg)
+            worker.density = smooth_density(worker.density, density, self.cfg)
+            worker.tau = adapt_tau(worker.tau, worker.density, self.cfg)
             return kernels.encode(msg, self.cfg.encoding)
 
     def _local_update(self, ctx: StepContext, gs: GroupState, worker: GtcWorker, rank: int) -> torch.Tensor | None:
