@@ -300,6 +300,19 @@ def _check_saved_records(study: Path, saved: Path) -> None:
         assert list(csv.DictReader(f)) == list(csv.DictReader(g))
 
 
+def test_saved_study_files_merge_a_parts_rows_by_their_first_column(tmp_path):
+    spec = importlib.util.spec_from_file_location("save_results", ROOT / "recipes/scaling/local/save_results.py")
+    save_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(save_results)
+    saved, part = tmp_path / "plan-saved.tsv", tmp_path / "plan-part.tsv"
+    saved.write_text("32\t9.5\t0\t151\n64\t6.5\t1\t262\n128\t6.5\t1\t130\n")
+    part.write_text("128\t6.5\t1\t131\n256\t6.5\t1\t66\n")  # a part at 128 and 256 workers
+    save_results.merge_rows(part, saved)
+    assert saved.read_text() == "32\t9.5\t0\t151\n64\t6.5\t1\t262\n128\t6.5\t1\t131\n256\t6.5\t1\t66\n"
+    save_results.merge_rows(part, tmp_path / "new.tsv")  # nothing saved yet: the part's rows
+    assert (tmp_path / "new.tsv").read_text() == part.read_text()
+
+
 @pytest.mark.slow
 def test_a_failed_baseline_fails_the_recipe_with_the_trainers_message(tmp_path, quick_data_root):
     """A bad model setting (which the plan does not read) fails the baseline and every strategy run, each with

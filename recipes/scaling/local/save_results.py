@@ -13,7 +13,9 @@ the study's ``plan.tsv`` and ``train-seconds.tsv`` into ``--out``:
         --set test --method hlg --out-dir recipes/scaling/results/synth_study
 
 A later part of the study restores them into its study dir first (``cp -r OUT/. STUDY/``): the sentinels
-come along, so the recipe skips those runs and stage 3 finds the baseline's settings.
+come along, so the recipe skips those runs and stage 3 finds the baseline's settings. A part's ``plan.tsv``
+holds only its own worker counts, so the study files are merged into the saved ones by their first column
+(the worker count; the run name), a row of the study replacing the saved row of the same key.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 RECORD = ("train.yaml", "model.yaml", "sync.yaml", "sync_stats.json", "train-summary.json", "decode-hlg.json",
           "wer-dev-hlg.json", "wer-test-hlg.json", "wer-summary-dev-hlg.txt", "wer-summary-test-hlg.txt",
           "recogs-test-hlg.txt", ".done", ".decoded-hlg")
-STUDY_FILES = ("plan.tsv", "train-seconds.tsv")
+STUDY_FILES = ("plan.tsv", "train-seconds.tsv")  # tab-separated, keyed by their first column
 
 
 def decoded_runs(study: Path) -> list[Path]:
@@ -48,6 +50,18 @@ def save_run(run: Path, out: Path) -> list[str]:
     return missing
 
 
+def merge_rows(study_file: Path, saved_file: Path) -> None:
+    """Write into ``saved_file`` its rows updated by ``study_file``'s, keyed by the first tab-separated column:
+    the saved rows in their order (replaced where the study has the key), then the study's new keys."""
+    rows = {}
+    for path in (saved_file, study_file):
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    rows[line.split("\t", 1)[0]] = line
+    saved_file.write_text("".join(line + "\n" for line in rows.values()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, required=True, help="the study dir (exp/<tag>/<study>)")
@@ -65,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         lacks = f" (lacks {', '.join(missing)})" if missing else ""
         print(f"{run.name}: saved{lacks}")
     for name in STUDY_FILES:
-        if (args.study / name).is_file():
-            shutil.copy2(args.study / name, args.out / name)
+        merge_rows(args.study / name, args.out / name)
     print(f"{len(runs)} run(s) saved in {args.out}")
     return 0
 
