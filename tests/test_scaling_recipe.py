@@ -31,15 +31,16 @@ RECIPE = ROOT / "recipes" / "scaling" / "run.sh"
 QUICK_TAG = "synth_quick"
 
 
-def _plan_module():
-    spec = importlib.util.spec_from_file_location("scaling_plan", ROOT / "recipes/scaling/local/plan.py")
+def _local_module(name: str):
+    """recipes/scaling/local/<name>.py as the module ``scaling_<name>`` (the recipe's scripts are no package)."""
+    spec = importlib.util.spec_from_file_location(f"scaling_{name}", ROOT / f"recipes/scaling/local/{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
-plan = _plan_module()
+plan = _local_module("plan")
 
 
 # ---------------------------------------------------------------- the plan
@@ -301,9 +302,7 @@ def _check_saved_records(study: Path, saved: Path) -> None:
 
 
 def test_saved_study_files_merge_a_parts_rows_by_their_first_column(tmp_path):
-    spec = importlib.util.spec_from_file_location("save_results", ROOT / "recipes/scaling/local/save_results.py")
-    save_results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(save_results)
+    save_results = _local_module("save_results")
     saved, part = tmp_path / "plan-saved.tsv", tmp_path / "plan-part.tsv"
     saved.write_text("32\t9.5\t0\t151\n64\t6.5\t1\t262\n128\t6.5\t1\t130\n")
     part.write_text("128\t6.5\t1\t131\n256\t6.5\t1\t66\n")  # a part at 128 and 256 workers
