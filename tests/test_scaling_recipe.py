@@ -334,7 +334,8 @@ def test_a_failed_baseline_fails_the_recipe_with_the_trainers_message(tmp_path, 
 
 
 def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) -> None:
-    """A part without stage 1 keeps the study's plan (4 and 8 workers) but queues only its own --workers."""
+    """A part without stage 1 keeps the study's plan (4 and 8 workers) but queues only its own --workers, and a
+    part without stage 2 leaves the baseline alone."""
     study = work / "exp" / QUICK_TAG / "scaling_quick"
     (study / "allreduce-w8" / ".decoded-hlg").unlink()  # would be queued for decoding by a part at 8 workers
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
@@ -344,4 +345,15 @@ def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
     assert not (study / "allreduce-w8" / ".decoded-hlg").exists()
+    # a part by --stage 3 (the strategy runs only) leaves an untrained baseline to the part that trains it
+    for sentinel in (".done", ".decoded-hlg"):
+        (study / "baseline" / sentinel).unlink()
+    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
+                           "--data-root", str(data_root), "--workers", "4", "--strategies", "allreduce",
+                           "--seeds", "42", "--stage", "3", "--stop-stage", "4", "--probe", "false"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "baseline is not trained and stage 2 is not selected" in proc.stderr, proc.stderr[-2000:]
+    assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
+    assert not (study / "baseline" / ".done").exists()  # not retrained
 

@@ -417,22 +417,22 @@ run_item() {
 # then the plan's cells; each run is decoded as soon as it is trained. A run's output goes to its own log
 # (log/stage<N>-{train,decode}-<name>.log), its training wall time to train-seconds.tsv.
 case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+# enqueue NAME ITEM TRAIN_STAGE: queue a run to train (its training stage selected, not done) and/or to decode
+# (stage 4, trained, not decoded). An untrained run whose training stage is not selected belongs to another
+# part of the study (a part by --stage 3 leaves the baselines alone); with neither training stage selected it
+# cannot be decoded, an error.
+enqueue() {
+  local name=$1 item=$2 train_stage=$3
+  if stage_selected "$train_stage" && [ ! -f "$dir/$name/.done" ]; then queue+=("$item"); return 0; fi
+  stage_selected 4 && [ ! -f "$dir/$name/.decoded-hlg" ] || return 0
+  if [ -f "$dir/$name/.done" ]; then queue+=("$item")
+  elif stage_selected 2 || stage_selected 3; then
+    log "stage 4 (decode): $name is not trained and stage $train_stage is not selected: left to the part that trains it"
+  else log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; exit 1; fi
+}
 queue=()
-for seed in "${seed_list[@]}"; do
-  name=$(seeded baseline "$seed")
-  if stage_selected 2 && [ ! -f "$dir/$name/.done" ]; then queue+=("baseline $seed")
-  elif stage_selected 4 && [ ! -f "$dir/$name/.decoded-hlg" ]; then queue+=("baseline $seed"); fi
-done
-while read -r name rest; do
-  if stage_selected 3 && [ ! -f "$dir/$name/.done" ]; then queue+=("$name $rest")
-  elif stage_selected 4 && [ ! -f "$dir/$name/.decoded-hlg" ]; then queue+=("$name $rest"); fi
-done < <(cells)
-for item in "${queue[@]}"; do  # a run neither trained nor selected for training cannot be decoded
-  read -r name _ <<< "$item"; [ "$name" = baseline ] && name=$(seeded baseline "${item#baseline }")
-  if ! stage_selected 2 && ! stage_selected 3 && [ ! -f "$dir/$name/.done" ]; then
-    log "stage 4 (decode): $dir/$name is not trained (stages 2-3)"; exit 1
-  fi
-done
+for seed in "${seed_list[@]}"; do enqueue "$(seeded baseline "$seed")" "baseline $seed" 2; done
+while read -r name rest; do enqueue "$name" "$name $rest" 3; done < <(cells)
 log "stages 2-4: ${#queue[@]} run(s) to train and/or decode, $parallel_runs at once, $threads_each thread(s) each"
 [ "$probe" = true ] && estimate_queue
 run_pool run_item "${queue[@]}"
