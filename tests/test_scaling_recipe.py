@@ -345,15 +345,19 @@ def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
     assert not (study / "allreduce-w8" / ".decoded-hlg").exists()
-    # a part by --stage 3 (the strategy runs only) leaves an untrained baseline to the part that trains it
-    for sentinel in (".done", ".decoded-hlg"):
-        (study / "baseline" / sentinel).unlink()
+    # a part by --stage 3 where no baseline has started (a new machine): it leaves the baseline to the part
+    # that trains it and trains its cell the plan's 2 epochs (the study's settings, not conf/train.yaml's 10)
+    shutil.rmtree(study / "allreduce-w4")
+    (study / "baseline").rename(study / "baseline-elsewhere")
     proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
                            "--data-root", str(data_root), "--workers", "4", "--strategies", "allreduce",
-                           "--seeds", "42", "--stage", "3", "--stop-stage", "4", "--probe", "false"],
+                           "--seeds", "42", "--stage", "3", "--stop-stage", "4", "--probe", "false",
+                           "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "baseline is not trained and stage 2 is not selected" in proc.stderr, proc.stderr[-2000:]
-    assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
-    assert not (study / "baseline" / ".done").exists()  # not retrained
+    assert "stages 2-4: 1 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
+    assert not (study / "baseline").exists()  # not trained by this part
+    summary = json.loads((study / "allreduce-w4" / "train-summary.json").read_text())
+    assert len(summary["epochs"]) == 2 and (study / "allreduce-w4" / ".decoded-hlg").exists(), summary
 

@@ -307,7 +307,9 @@ train_baseline() {
 }
 
 # cell_cmd "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK" REFERENCE: sets cmd, the training
-# command of one simulated run of the plan (the baseline's train.yaml and model.yaml, the cell's settings)
+# command of one simulated run of the plan (the baseline's train.yaml and model.yaml, or the study's settings
+# where no baseline has started, as in a part by --stage 3 on a new machine; the plan's epochs, the cell's
+# settings)
 cell_cmd() {
   local name s n seed d cuts steps warmup block reference=$2
   read -r name s n seed d cuts steps warmup block <<< "$1"
@@ -316,7 +318,7 @@ cell_cmd() {
   local config=$base/train.yaml settings=("model_config=$base/model.yaml")
   if [ ! -f "$config" ]; then config=conf/train.yaml; settings=("${study_opts[@]}"); fi  # a probe before stage 2
   cmd=(asr-trainer train --config "$config" --exp-dir "$dir/$name" "${common[@]}"
-       --resume --simulate-workers "$n" $(sync_opts "$s" "$block") "${settings[@]}"
+       --resume --simulate-workers "$n" $(sync_opts "$s" "$block") "${settings[@]}" "num_epochs=$study_epochs"
        "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed"
        "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling"
        "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1
