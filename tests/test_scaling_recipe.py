@@ -198,6 +198,15 @@ def _recipe_copy(dest: Path) -> Path:
     return dest
 
 
+def _quick_recipe(work: Path, env: dict, data_root: Path, *args: str,
+                  timeout: int = 300) -> subprocess.CompletedProcess:
+    """``recipes/scaling/run.sh --profile quick`` with ``args`` in the recipe copy ``work``, on the quick corpus
+    at ``data_root``; its output captured as text."""
+    return subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
+                           "--data-root", str(data_root), *args],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
     """The quick study in a copy of the recipe, on the session's quick corpus (its data stage finds it built)."""
@@ -205,11 +214,9 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
         pytest.skip("the recipe bootstraps .venv; none at the repository root")
     work = _recipe_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
-                           "--data-root", str(quick_data_root),
-                           "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
-                           "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43", "--parallel-runs", "2"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    proc = _quick_recipe(work, env, quick_data_root,
+                         "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
+                         "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43", "--parallel-runs", "2", timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = work / "exp" / QUICK_TAG / "scaling_quick"
     with open(study / "report" / "results.csv", newline="") as f:
@@ -276,9 +283,7 @@ def _check_scaled_lr(study: Path) -> None:
 
 def _check_a_part_with_other_epochs_is_refused(work: Path, env: dict, data_root: Path) -> None:
     """A later part must train the epochs of the study's baseline: other epochs stop before any training."""
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
-                           "--data-root", str(data_root), "--workers", "4", "--epochs", "3"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    proc = _quick_recipe(work, env, data_root, "--workers", "4", "--epochs", "3")
     assert proc.returncode != 0
     assert "trained 2 epochs, this plan has 3" in proc.stderr and "pass --epochs 2" in proc.stderr, proc.stderr[-2000:]
     plan = work / "exp" / QUICK_TAG / "scaling_quick" / "plan.tsv"
@@ -320,10 +325,9 @@ def test_a_failed_baseline_fails_the_recipe_with_the_trainers_message(tmp_path, 
         pytest.skip("the recipe bootstraps .venv; none at the repository root")
     work = _recipe_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
-                           "--data-root", str(quick_data_root), "--seeds", "42", "--strategies", "allreduce gtc",
-                           "--parallel-runs", "3", "--train-opts", "model.tdnn_lstm.lstm_dim=0"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    proc = _quick_recipe(work, env, quick_data_root,
+                         "--seeds", "42", "--strategies", "allreduce gtc",
+                         "--parallel-runs", "3", "--train-opts", "model.tdnn_lstm.lstm_dim=0")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     # the trainer's own message, once a run: the baseline and allreduce/gtc at 4 and 8 workers
@@ -338,10 +342,9 @@ def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) 
     part without stage 2 leaves the baseline alone."""
     study = work / "exp" / QUICK_TAG / "scaling_quick"
     (study / "allreduce-w8" / ".decoded-hlg").unlink()  # would be queued for decoding by a part at 8 workers
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
-                           "--data-root", str(data_root), "--workers", "4", "--strategies", "allreduce",
-                           "--seeds", "42", "--stage", "4", "--stop-stage", "4"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    proc = _quick_recipe(work, env, data_root,
+                         "--workers", "4", "--strategies", "allreduce",
+                         "--seeds", "42", "--stage", "4", "--stop-stage", "4")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "stages 2-4: 0 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
     assert not (study / "allreduce-w8" / ".decoded-hlg").exists()
@@ -349,11 +352,10 @@ def _check_a_part_runs_only_its_workers(work: Path, env: dict, data_root: Path) 
     # that trains it and trains its cell the plan's 2 epochs (the study's settings, not conf/train.yaml's 10)
     shutil.rmtree(study / "allreduce-w4")
     (study / "baseline").rename(study / "baseline-elsewhere")
-    proc = subprocess.run(["bash", "recipes/scaling/run.sh", "--profile", "quick", "--tag", QUICK_TAG,
-                           "--data-root", str(data_root), "--workers", "4", "--strategies", "allreduce",
-                           "--seeds", "42", "--stage", "3", "--stop-stage", "4", "--probe", "false",
-                           "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    proc = _quick_recipe(work, env, data_root,
+                         "--workers", "4", "--strategies", "allreduce",
+                         "--seeds", "42", "--stage", "3", "--stop-stage", "4", "--probe", "false",
+                         "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "baseline is not trained and stage 2 is not selected" in proc.stderr, proc.stderr[-2000:]
     assert "stages 2-4: 1 run(s) to train and/or decode" in proc.stderr, proc.stderr[-2000:]
