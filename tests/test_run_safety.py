@@ -1,6 +1,6 @@
 """Nothing is ever lost: refused runs write nothing, finished runs stay as they are, resumes keep the run's
-settings and statistics, one run per exp dir, Ctrl-C leaves a resumable checkpoint, damaged pointers fall back,
-and processes that disagree on where to resume all stop with the same error (3 real gloo processes).
+settings and statistics, one run per exp dir, Ctrl-C or SIGTERM leaves a resumable checkpoint, damaged pointers
+fall back, and processes that disagree on where to resume all stop with the same error (3 real gloo processes).
 
 Tiny TDNN-LSTM (~3k parameters) on a 16-utterance tone corpus; CLI-level where it is cheap.
 """
@@ -149,10 +149,11 @@ def test_statistics_cover_the_whole_run_and_a_damaged_pointer_falls_back(corpus,
     assert [(r["epoch"], r["steps"]) for r in rows[0]] == [(r["epoch"], r["steps"]) for r in rows[1]]
 
 
-def test_ctrl_c_stops_with_one_line_and_a_resumable_checkpoint(corpus, finished, tmp_path):
+@pytest.mark.parametrize("mode", ["sigint", "sigterm"])  # Ctrl-C; a scheduler's preemption
+def test_a_stop_signal_stops_with_one_line_and_a_resumable_checkpoint(corpus, finished, tmp_path, mode):
     exp = tmp_path / "interrupted"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           fault.AFTER_STEPS_ENV: str(STOP), fault.MODE_ENV: "sigint"}
+           fault.AFTER_STEPS_ENV: str(STOP), fault.MODE_ENV: mode}
     proc = subprocess.run([sys.executable, "-m", "asr_trainer.bin.main", *_args(corpus, exp)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr[-2000:]

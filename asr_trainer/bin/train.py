@@ -8,7 +8,8 @@
 The baseline is the same trainer with one worker and ``sync none``. A synchronised run
 continues an existing exp dir only with ``--resume``, or when torchrun restarted the
 workers after a failure (``--max-restarts``); the baseline always continues from its
-latest checkpoint. Ctrl-C stops after the current step with a checkpoint (exit 130).
+latest checkpoint. Ctrl-C or SIGTERM (a scheduler preempting the job) stops after the current
+step with a checkpoint (exit 130).
 """
 
 from __future__ import annotations

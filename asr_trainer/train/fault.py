@@ -12,7 +12,8 @@ Fault injection (tests and drills only; nothing happens unless the variable is s
   (default: any process),
 * ``ASR_TRAINER_FAULT_MODE=kill`` (default: ``os.kill(getpid(), SIGKILL)``, a
   hard crash), ``raise`` (:class:`InjectedFault`, for in-process tests) or
-  ``sigint`` (the process sends itself SIGINT, as Ctrl-C does, and goes on).
+  ``sigint`` / ``sigterm`` (the process sends itself that signal, as Ctrl-C or a
+  scheduler's preemption does, and goes on).
 
 It fires only on the first attempt (``TORCHELASTIC_RESTART_COUNT`` unset or 0),
 so the restarted job can finish.
@@ -62,8 +63,8 @@ def maybe_fail(step: int, hosted: Sequence[int]) -> None:
     mode = os.environ.get(MODE_ENV, "kill")
     if mode == "raise":
         raise InjectedFault(f"injected fault after step {step}")
-    if mode == "sigint":
-        os.kill(os.getpid(), signal.SIGINT)
+    if mode in ("sigint", "sigterm"):
+        os.kill(os.getpid(), signal.SIGINT if mode == "sigint" else signal.SIGTERM)
         return
     for handler in logging.getLogger().handlers:
         handler.flush()

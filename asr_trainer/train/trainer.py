@@ -18,7 +18,7 @@ Per epoch: the open BMUF block is closed (every replica agrees), the lead proces
 (global rank 0) validates the global model, logs, and every process takes part in
 a checkpoint (:mod:`asr_trainer.checkpoint`): ``epoch-N.pt`` (decodable, averageable)
 plus each process's state; also every ``checkpoint.every_steps`` global steps, and
-on Ctrl-C before stopping. The run's statistics (``train-summary.json``,
+on Ctrl-C or SIGTERM (a scheduler's preemption, torchrun's shutdown) before stopping. The run's statistics (``train-summary.json``,
 ``sync_stats.json``) are part of that state, so they cover the whole run across resumes.
 
 Where a run starts: an exp dir is held by one run (:class:`~asr_trainer.train.lock.ExpDirLock`);
@@ -172,7 +172,7 @@ def train_epochs(run: Run, first: int, mid_epoch: bool, sync_cfg: SyncConfig) ->
         write_settings(run.exp_dir, run.cfg, run.model_cfg, sync_cfg)
     run.metrics = Metrics(run.exp_dir, enabled=run.lead)
     try:
-        with stop_on_sigint() as run.stop:
+        with stop_on_signals() as run.stop:
             for epoch in range(first, run.cfg.num_epochs + 1):
                 run_epoch(run, epoch, restored=mid_epoch and epoch == first)
     finally:
@@ -460,8 +460,12 @@ def locked(exp_dir: Path, comm: Communicator) -> Iterator[None]:
         lock.release()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; a scheduler's preemption or torchrun's shutdown
+
+
 class StopRequest:
-    """Set by the first Ctrl-C (SIGINT); the trainer then saves a checkpoint after the step and stops."""
+    """Set by the first stop signal (SIGINT or SIGTERM); the trainer then saves a checkpoint after the step and
+    stops. A second signal stops at once."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -470,22 +474,27 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("Ctrl-C: stopping after this step with a checkpoint (press it again to stop at once)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        log.warning("%s: stopping after this step with a checkpoint (a second signal stops at once)", name)
 
 
 @contextmanager
-def stop_on_sigint() -> Iterator[StopRequest | None]:
-    """A :class:`StopRequest` installed as the SIGINT handler for the block (None off the main thread)."""
+def stop_on_signals() -> Iterator[StopRequest | None]:
+    """A :class:`StopRequest` installed as the handler of :data:`STOP_SIGNALS` for the block (None off the
+    main thread, where signals cannot be handled)."""
     request = StopRequest()
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, request)
-    except ValueError:  # not the main thread: signals cannot be handled here
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, request)
+    except ValueError:  # not the main thread
         yield None
         return
     try:
         yield request
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def write_settings(exp_dir: Path, cfg: TrainConfig, model_cfg: ModelConfig, sync_cfg: SyncConfig) -> None:
