@@ -11,4 +11,5 @@ class UserError(Exception):
 
 
 class Interrupted(UserError):
-    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint; ``asr-trainer`` exits with status 130."""
+    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint; ``asr-trainer`` exits with
+    status 130."""

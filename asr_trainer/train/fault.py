@@ -32,6 +32,7 @@ AFTER_STEPS_ENV = "ASR_TRAINER_FAULT_AFTER_STEPS"
 RANK_ENV = "ASR_TRAINER_FAULT_RANK"
 MODE_ENV = "ASR_TRAINER_FAULT_MODE"
 RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"
+SIGNAL_MODES = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM}  # the modes that send the process a signal
 
 
 class InjectedFault(RuntimeError):
@@ -63,8 +64,8 @@ def maybe_fail(step: int, hosted: Sequence[int]) -> None:
     mode = os.environ.get(MODE_ENV, "kill")
     if mode == "raise":
         raise InjectedFault(f"injected fault after step {step}")
-    if mode in ("sigint", "sigterm"):
-        os.kill(os.getpid(), signal.SIGINT if mode == "sigint" else signal.SIGTERM)
+    if mode in SIGNAL_MODES:
+        os.kill(os.getpid(), SIGNAL_MODES[mode])
         return
     for handler in logging.getLogger().handlers:
         handler.flush()

@@ -18,8 +18,9 @@ Per epoch: the open BMUF block is closed (every replica agrees), the lead proces
 (global rank 0) validates the global model, logs, and every process takes part in
 a checkpoint (:mod:`asr_trainer.checkpoint`): ``epoch-N.pt`` (decodable, averageable)
 plus each process's state; also every ``checkpoint.every_steps`` global steps, and
-on Ctrl-C or SIGTERM (a scheduler's preemption, torchrun's shutdown) before stopping. The run's statistics (``train-summary.json``,
-``sync_stats.json``) are part of that state, so they cover the whole run across resumes.
+on Ctrl-C or SIGTERM (a scheduler's preemption, torchrun's shutdown) before stopping.
+The run's statistics (``train-summary.json``, ``sync_stats.json``) are part of that
+state, so they cover the whole run across resumes.
 
 Where a run starts: an exp dir is held by one run (:class:`~asr_trainer.train.lock.ExpDirLock`);
 one with checkpoints is refused without ``resume``; with it, the run goes on from
