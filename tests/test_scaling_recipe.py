@@ -187,15 +187,19 @@ def test_tensorboard_has_per_step_sync_scalars(tone_cuts, tmp_path, name):
 
 
 # ---------------------------------------------------------------- the quick study end to end
-def _recipe_copy(dest: Path) -> Path:
-    """The recipe files in ``dest`` with the repo's .venv linked; the package itself is the installed one."""
+@pytest.fixture
+def recipe_copy(tmp_path) -> tuple[Path, dict]:
+    """The recipe files in ``tmp_path`` with the repo's .venv linked (the package itself is the installed one),
+    and the environment to run them in; skips where the repository has no .venv for the recipe to use."""
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("the recipe bootstraps .venv; none at the repository root")
     for name in ("run.sh", "setup.cfg", "setup.py", "pyproject.toml"):
-        shutil.copy2(ROOT / name, dest / name)
+        shutil.copy2(ROOT / name, tmp_path / name)
     for name in ("local", "conf", "recipes"):  # conf/data is the corpus settings: keep it
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "exp"))
-    (dest / ".venv").symlink_to(ROOT / ".venv")
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "exp"))
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     # conf/ is copied whole: copying only what the test needed once hid a missing conf/data in this copy.
-    return dest
+    return tmp_path, {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
 
 
 def _quick_recipe(work: Path, env: dict, data_root: Path, *args: str,
@@ -208,12 +212,9 @@ def _quick_recipe(work: Path, env: dict, data_root: Path, *args: str,
 
 
 @pytest.mark.slow
-def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
+def test_quick_scaling_study_end_to_end(recipe_copy, tmp_path, quick_data_root):
     """The quick study in a copy of the recipe, on the session's quick corpus (its data stage finds it built)."""
-    if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("the recipe bootstraps .venv; none at the repository root")
-    work = _recipe_copy(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
+    work, env = recipe_copy
     proc = _quick_recipe(work, env, quick_data_root,
                          "--train-opts", "data.max_train_cuts=96", "--lr-scaling", "sqrt",
                          "--bmuf-opts", "block_lr=0.9", "--seeds", "42 43", "--parallel-runs", "2", timeout=1200)
@@ -238,6 +239,7 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
         assert float(r["final_dev_loss"]) == pytest.approx(epochs[-1]["valid_loss"], abs=1e-4), r
     run = yaml.safe_load((study / "hybrid-w8" / "train.yaml").read_text())
     assert (run["optim"]["lr_scaling"], run["optim"]["reference_batch"]) == ("sqrt", 40.0)  # the baseline's batch
+    assert yaml.safe_load((study / "gtc-w4" / "train.yaml").read_text())["optim"]["lr_scaling"] == "linear"
     hybrid_sync = yaml.safe_load((study / "hybrid-w8" / "sync.yaml").read_text())
     assert (hybrid_sync["bmuf"]["block_lr"], hybrid_sync["bmuf"]["optimizer_state"]) == (0.9, "keep")
     bmuf_sync = yaml.safe_load((study / "bmuf-w8" / "sync.yaml").read_text())
@@ -266,15 +268,16 @@ def test_quick_scaling_study_end_to_end(tmp_path, quick_data_root):
 
 
 def _check_scaled_lr(study: Path) -> None:
-    """GTC at 8 workers: all 8 worker batches form one step; a one-utterance batch counts its utterance's audio."""
+    """GTC at 8 workers (the gtc runs' own rule, linear, under ``--lr-scaling sqrt``): all 8 worker batches form
+    one step; a one-utterance batch counts its utterance's audio."""
     plan_rows = [line.split("\t") for line in (study / "plan.tsv").read_text().splitlines()]
     cap, max_cuts = next((float(r[1]), int(r[2])) for r in plan_rows if r[0] == "8")
     log = (study / "log" / "stage3-train-gtc-w8.log").read_text()
-    found = re.search(r"learning rate (\S+): sqrt scaling of 0.003 for ([\d.]+) s of audio per optimizer step "
+    found = re.search(r"learning rate (\S+): linear scaling of 0.003 for ([\d.]+) s of audio per optimizer step "
                       r"against 40 s", log)
     assert found, log[-2000:]
     lr, step = float(found[1]), float(found[2])
-    assert lr == pytest.approx(0.003 * math.sqrt(step / 40.0), rel=0.01)
+    assert lr == pytest.approx(0.003 * step / 40.0, rel=0.01)
     if max_cuts:
         assert 0 < step < 8 * cap  # the utterances' audio, not the cap
     else:
@@ -318,13 +321,10 @@ def test_saved_study_files_merge_a_parts_rows_by_their_first_column(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_baseline_fails_the_recipe_with_the_trainers_message(tmp_path, quick_data_root):
+def test_a_failed_baseline_fails_the_recipe_with_the_trainers_message(recipe_copy, quick_data_root):
     """A bad model setting (which the plan does not read) fails the baseline and every strategy run, each with
     the trainer's message and none marked done; the recipe exits non-zero once the queue is through."""
-    if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("the recipe bootstraps .venv; none at the repository root")
-    work = _recipe_copy(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
+    work, env = recipe_copy
     proc = _quick_recipe(work, env, quick_data_root,
                          "--seeds", "42", "--strategies", "allreduce gtc",
                          "--parallel-runs", "3", "--train-opts", "model.tdnn_lstm.lstm_dim=0")

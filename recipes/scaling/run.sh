@@ -44,6 +44,10 @@ lr_scaling=sqrt        # none | sqrt | linear: the learning rate scaled for the 
                        # against the baseline's (optim.lr_scaling; docs/DESIGN.md, "Learning rate for large
                        # batches"). sqrt: dense all-reduce at 128 one-utterance workers, dev WER 52.05% against
                        # 55.01% with none
+gtc_lr_scaling=linear  # the rule of the gtc runs: each worker's own Adam normalises its own, N-times noisier
+                       # gradient, so the mean of the sent updates needs the larger rate (one seed each, test
+                       # WER against sqrt: +16.5% against +34.8% at 32 workers, +19.6/+20.4% at 64, +28.3/+37.2%
+                       # at 128; RESULTS.md). The hybrid's GTC tier keeps --lr-scaling
 norm=instance          # the model's conv-block normalisation: instance (each utterance by its own statistics),
                        # layer (LayerNorm) or batch (BatchNorm). With one-utterance worker batches BatchNorm trains
                        # on per-utterance statistics but tests with running averages (dense all-reduce at 128
@@ -95,6 +99,7 @@ Options:
                         gtc runs and the hybrid's GTC tier, over the shipped ones (default none)
   --scale-warmup B      true | false (default $scale_warmup)
   --lr-scaling R        none | sqrt | linear: lr times (step batch / baseline batch)^(0, 1/2, 1) (default $lr_scaling)
+  --gtc-lr-scaling R    the same rule for the gtc runs alone (default $gtc_lr_scaling)
   --norm N              instance | layer | batch: the conv blocks' normalisation of the study's model (default
                         $norm; BatchNorm's test-time statistics do not match one-utterance training batches)
   --train-opts \"k=v...\" extra settings of every training run; --decode-opts \"k=v...\" of every decoding
@@ -306,6 +311,11 @@ train_baseline() {
   echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$dir/train-seconds.tsv"
 }
 
+# cell_lr_scaling STRATEGY: the learning-rate rule of the strategy's runs
+cell_lr_scaling() {
+  if [ "$1" = gtc ]; then echo "$gtc_lr_scaling"; else echo "$lr_scaling"; fi
+}
+
 # cell_cmd "NAME STRATEGY N SEED MAX_DURATION MAX_CUTS STEPS WARMUP BLOCK" REFERENCE: sets cmd, the training
 # command of one simulated run of the plan (the baseline's train.yaml and model.yaml, or the study's settings
 # where no baseline has started, as in a part by --stage 3 on a new machine; the plan's epochs, the cell's
@@ -320,7 +330,7 @@ cell_cmd() {
   cmd=(asr-trainer train --config "$config" --exp-dir "$dir/$name" "${common[@]}"
        --resume --simulate-workers "$n" $(sync_opts "$s" "$block") "${settings[@]}" "num_epochs=$study_epochs"
        "data.max_duration=$d" "data.max_cuts=$cuts" "data.valid_max_duration=$reference" "seed=$seed"
-       "optim.warmup_steps=$warmup" "optim.lr_scaling=$lr_scaling"
+       "optim.warmup_steps=$warmup" "optim.lr_scaling=$(cell_lr_scaling "$s")"
        "optim.reference_batch=$reference" checkpoint.keep_last=2 log_every=1
        progress_bar=false "${pool_opts[@]}" "${extra_train[@]}")
 }
@@ -418,7 +428,9 @@ run_item() {
 # One queue, --parallel-runs at a time, each run with its share of the cores: the baselines (one per seed),
 # then the plan's cells; each run is decoded as soon as it is trained. A run's output goes to its own log
 # (log/stage<N>-{train,decode}-<name>.log), its training wall time to train-seconds.tsv.
-case $lr_scaling in none|sqrt|linear) ;; *) echo "$0: --lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+for rule in "$lr_scaling" "$gtc_lr_scaling"; do
+  case $rule in none|sqrt|linear) ;; *) echo "$0: --lr-scaling and --gtc-lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+done
 # enqueue NAME ITEM TRAIN_STAGE: queue a run to train (its training stage selected, not done) and/or to decode
 # (stage 4, trained, not decoded). An untrained run whose training stage is not selected belongs to another
 # part of the study (a part by --stage 3 leaves the baselines alone); with neither training stage selected it
