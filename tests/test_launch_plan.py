@@ -150,6 +150,17 @@ def test_slurm_script_runs_the_recipes_stage_5_on_every_node(tmp_path):
     assert "--nproc-per-node 8" in line and "gtc-w16 " in line and " device=cuda " in line
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--gtc-lr-scaling", "cubic"], "--gtc-lr-scaling must be none, sqrt or linear"),
+    (["--lr-scaling", "square"], "--lr-scaling and --gtc-lr-scaling must be none, sqrt or linear"),
+    (["--norm", "group"], "--norm must be instance, layer or batch"),
+])
+def test_scaling_recipe_refuses_bad_settings_before_any_stage(tmp_path, args, message):
+    proc = _recipe(tmp_path, *args, script="recipes/scaling/run.sh")
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()
+
+
 def test_scaling_recipe_simulates_on_one_gpu(tmp_path):
     proc = _recipe(tmp_path, "--gpus", "2", gpus=2, script="recipes/scaling/run.sh")
     assert proc.returncode == 1 and "a simulated cluster runs in one process on one GPU" in proc.stderr

@@ -143,6 +143,10 @@ workers=${workers:-"32 64 128"}
 min_updates=${min_updates:-500}
 group_size=${group_size:-8}
 case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;; esac
+case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, layer or batch" >&2; exit 1 ;; esac
+for rule in "$lr_scaling" "$gtc_lr_scaling"; do
+  case $rule in none|sqrt|linear) ;; *) echo "$0: --lr-scaling and --gtc-lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
+done
 
 . local/setup_env.sh
 asr_setup_env "$PWD" "$corpus"
@@ -194,7 +198,6 @@ fi
 [ "$parallel_runs" -ge 1 ] 2>/dev/null || { echo "$0: --parallel-runs must be >= 1" >&2; exit 1; }
 threads_each=$(( $(nproc) / parallel_runs )); [ "$threads_each" -ge 1 ] || threads_each=1
 pool_opts=(); [ "$parallel_runs" -gt 1 ] && pool_opts=("num_threads=$threads_each")
-case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, layer or batch" >&2; exit 1 ;; esac
 study_opts=("data.corpus=$corpus" "${quick_train[@]}" progress_bar=false "model.tdnn_lstm.norm=$norm"
             "model.tdnn.norm=$norm" "${pool_opts[@]}" "${extra_train[@]}")
 plan=$dir/plan.tsv
@@ -428,9 +431,6 @@ run_item() {
 # One queue, --parallel-runs at a time, each run with its share of the cores: the baselines (one per seed),
 # then the plan's cells; each run is decoded as soon as it is trained. A run's output goes to its own log
 # (log/stage<N>-{train,decode}-<name>.log), its training wall time to train-seconds.tsv.
-for rule in "$lr_scaling" "$gtc_lr_scaling"; do
-  case $rule in none|sqrt|linear) ;; *) echo "$0: --lr-scaling and --gtc-lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
-done
 # enqueue NAME ITEM TRAIN_STAGE: queue a run to train (its training stage selected, not done) and/or to decode
 # (stage 4, trained, not decoded). An untrained run whose training stage is not selected belongs to another
 # part of the study (a part by --stage 3 leaves the baselines alone); with neither training stage selected it
