@@ -6,6 +6,15 @@
 
 _asr_print_help() { echo -e "${help_message:-no help}"; }
 
+# asr_one_of OPTION VALUE CHOICE...: for a recipe's checks after parsing; exits with "OPTION must be a, b or
+# c" unless VALUE is one of the CHOICEs.
+asr_one_of() {
+  local option=$1 value=$2 choice; shift 2
+  for choice; do [ "$value" = "$choice" ] && return 0; done
+  local choices=$*; choices=${choices// /, }
+  echo "$0: $option must be ${choices%, *} or ${choices##*, }" >&2; exit 1
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) _asr_print_help; exit 0 ;;

@@ -152,7 +152,8 @@ def test_slurm_script_runs_the_recipes_stage_5_on_every_node(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--gtc-lr-scaling", "cubic"], "--gtc-lr-scaling must be none, sqrt or linear"),
-    (["--lr-scaling", "square"], "--lr-scaling and --gtc-lr-scaling must be none, sqrt or linear"),
+    (["--lr-scaling", "square"], "--lr-scaling must be none, sqrt or linear"),
+    (["--profile", "huge"], "--profile must be quick, default or study"),
     (["--norm", "group"], "--norm must be instance, layer or batch"),
 ])
 def test_scaling_recipe_refuses_bad_settings_before_any_stage(tmp_path, args, message):

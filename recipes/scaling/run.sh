@@ -142,11 +142,10 @@ fi
 workers=${workers:-"32 64 128"}
 min_updates=${min_updates:-500}
 group_size=${group_size:-8}
-case "$profile" in quick|default|study) ;; *) echo "$0: --profile must be quick, default or study" >&2; exit 1 ;; esac
-case $norm in layer|batch|instance) ;; *) echo "$0: --norm must be instance, layer or batch" >&2; exit 1 ;; esac
-for rule in "$lr_scaling" "$gtc_lr_scaling"; do
-  case $rule in none|sqrt|linear) ;; *) echo "$0: --lr-scaling and --gtc-lr-scaling must be none, sqrt or linear" >&2; exit 1 ;; esac
-done
+asr_one_of --profile "$profile" quick default study
+asr_one_of --norm "$norm" instance layer batch
+asr_one_of --lr-scaling "$lr_scaling" none sqrt linear
+asr_one_of --gtc-lr-scaling "$gtc_lr_scaling" none sqrt linear
 
 . local/setup_env.sh
 asr_setup_env "$PWD" "$corpus"
